@@ -1,0 +1,69 @@
+"""The ``aep-io`` command line: demo, emulator, and reading export batches.
+
+Every command prints errors as one clear line (never a traceback, never a credential) and exits
+with status 1; ``--verbose`` turns on request logging (URLs and statuses, no headers).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.markup import escape
+
+from aep_io.cli import demo, emulator_cmd, files_cmd
+from aep_io.cli.common import err_console
+from aep_io.errors import AEPError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="aep-io",
+    help="Adobe Experience Platform audiences into polars and DuckDB.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log requests (no credentials)."),
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+app.command("demo")(demo.demo)
+app.command("files")(files_cmd.files)
+app.add_typer(emulator_cmd.app, name="emulator")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``aep-io`` console script."""
+    try:
+        result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except AEPError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 1
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The one place that builds AEP URLs and sends requests.
+
+:class:`AEPClient` owns an ``httpx.Client`` with :class:`~aep_io.auth.AEPAuth`, applies the
+:class:`~aep_io.retry.RetryPolicy`, and turns error responses into the typed exceptions of
+:mod:`aep_io.errors`. Everything else in aep_io talks to AEP through it.
+
+Example:
+    >>> from aep_io.settings import Settings
+    >>> client = AEPClient(Settings(client_id="id", org_id="O@AdobeOrg", access_token="t",
+    ...                             platform_url="http://127.0.0.1:8080"))
+    >>> client.url(Service.DATA_ACCESS, "/batches/B1/files")
+    'http://127.0.0.1:8080/data/foundation/export/batches/B1/files'
+    >>> client.close()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import httpx
+
+from aep_io.auth import AEPAuth, TokenProvider, _verify, origin_of
+from aep_io.errors import AEPError, UnsafeRedirectError, error_for_status
+from aep_io.retry import RetryPolicy, retry_after_seconds, send_with_retry
+from aep_io.settings import Settings
+
+__all__ = ["AEPClient", "Service"]
+
+log = logging.getLogger("aep_io.http")
+
+_USER_AGENT = "aep_io/0.1"
+
+
+class Service(StrEnum):
+    """Path prefixes of the AEP services behind the Platform gateway."""
+
+    SEGMENTATION = "/data/core/ups"
+    CATALOG = "/data/foundation/catalog"
+    DATA_ACCESS = "/data/foundation/export"
+
+
+class AEPClient:
+    """Authenticated, retrying HTTP access to AEP (or to the emulator, by URL).
+
+    Args:
+        settings: connection settings; ``Settings.from_env()`` when omitted.
+        retry: the retry policy for every request.
+        max_connections: size of the connection pool (parallel reads need several).
+
+    The client is thread-safe and picklable: pickling keeps the settings and the retry policy;
+    the unpickled copy opens its own connections and fetches its own token.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 64,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.retry = retry or RetryPolicy()
+        self.max_connections = max_connections
+        self.tokens = TokenProvider(self.settings, retry=self.retry)
+        self._origin = origin_of(self.settings.platform_url)
+        self.http = httpx.Client(
+            auth=AEPAuth(self.settings, self.tokens),
+            timeout=httpx.Timeout(self.settings.timeout, connect=min(10.0, self.settings.timeout)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            verify=_verify(self.settings),
+            headers={"Accept": "application/json", "User-Agent": _USER_AGENT},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"AEPClient(platform_url={s.platform_url!r}, org_id={s.org_id!r}, "
+            f"sandbox={s.sandbox!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_client, (self.settings, self.retry, self.max_connections))
+
+    def __enter__(self) -> AEPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.http.close()
+        self.tokens.close()
+
+    # -- URLs -------------------------------------------------------------------------------
+    def url(self, service: Service, path: str) -> str:
+        """The absolute URL of ``path`` under ``service``."""
+        return f"{self.settings.platform_url}{service.value}/{path.lstrip('/')}"
+
+    def check_href(self, href: str, *, service: Service | None = None) -> str:
+        """Resolve a link from a response; refuse one that leaves the platform origin.
+
+        Relative links (``/export/jobs?...``) are resolved under ``service``.
+        """
+        if href.startswith(("http://", "https://")):
+            if origin_of(href) != self._origin:
+                raise UnsafeRedirectError(
+                    f"the server linked to {httpx.URL(href).host!r}, which is not the platform "
+                    f"origin {self.settings.platform_url}: not following it with credentials"
+                )
+            return href
+        if service is None:
+            return f"{self.settings.platform_url}/{href.lstrip('/')}"
+        return self.url(service, href)
+
+    # -- requests -----------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        stream: bool = False,
+    ) -> httpx.Response:
+        """Send one request with retries; return the response or raise a typed error.
+
+        ``url`` must be absolute (build it with :meth:`url` or :meth:`check_href`).
+        With ``stream=True`` the caller must read or close the successful response.
+        """
+        url = self.check_href(url)
+        hdrs = dict(headers or {})
+        if json is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        request = self.http.build_request(method, url, params=params, json=json, headers=hdrs)
+        response = send_with_retry(
+            self.http, request, self.retry, idempotent=idempotent, stream=stream
+        )
+        log.debug("%s %s -> %d", method, request.url, response.status_code)
+        if response.status_code >= 400:
+            if stream:
+                response.read()
+            raise error_for_status(
+                method,
+                str(request.url),
+                response.status_code,
+                response.content,
+                retry_after=retry_after_seconds(response),
+            )
+        return response
+
+    def get_json(self, url: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """GET ``url`` and decode its JSON body."""
+        return _decode_json(self.request("GET", url, params=params))
+
+    def post_json(self, url: str, body: Any, *, params: Mapping[str, Any] | None = None) -> Any:
+        """POST a JSON body (never replayed once sent) and decode the JSON answer."""
+        return _decode_json(self.request("POST", url, params=params, json=body))
+
+
+def _decode_json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise AEPError(
+            f"{response.request.method} {response.request.url}: expected a JSON body, got "
+            f"{response.headers.get('content-type', 'no content type')}"
+        ) from None
+
+
+def _rebuild_client(settings: Settings, retry: RetryPolicy, max_connections: int) -> AEPClient:
+    return AEPClient(settings, retry=retry, max_connections=max_connections)

@@ -1,0 +1,64 @@
+"""The emulator's ASGI application: AEP's path prefixes, one Starlette app, faults and counters."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from aep_io.emulator import catalog, data_access, ims
+from aep_io.emulator.gateway import APIError, authenticate, problem
+from aep_io.emulator.traffic import ASGIApp, TrafficLayer
+
+if TYPE_CHECKING:
+    from aep_io.emulator.core import Emulator
+
+__all__ = ["build_app"]
+
+log = logging.getLogger("aep_io.emulator")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, APIError)
+    return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    err = problem(exc.status_code, "EMU", exc.detail or "error")
+    return JSONResponse(err.body, status_code=err.status, headers=err.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("emulator error on %s %s", request.method, request.url.path)
+    err = problem(500, "EMU", f"internal error ({type(exc).__name__}); see the emulator's log")
+    return JSONResponse(err.body, status_code=500, headers=err.headers)
+
+
+async def _counters(request: Request) -> Response:
+    authenticate(request)
+    return JSONResponse(request.app.state.emulator.counters.snapshot())
+
+
+def build_app(emulator: Emulator) -> ASGIApp:
+    """The emulator's ASGI app, wrapped in the fault and counting layer."""
+    app = Starlette(
+        routes=[
+            Mount("/ims", routes=ims.routes),
+            Mount("/data/foundation/catalog", routes=catalog.routes),
+            Mount("/data/foundation/export", routes=data_access.routes),
+            Route("/_emulator/counters", _counters, methods=["GET"]),
+        ],
+        exception_handlers={
+            APIError: _api_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.emulator = emulator
+    return TrafficLayer(app, emulator.counters, emulator.faults)

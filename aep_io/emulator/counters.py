@@ -1,0 +1,121 @@
+"""Counters of what the emulator served: requests, body bytes, faults.
+
+Tests read them to assert how many requests a client made and how many bytes it moved.
+Each request is also kept in a bounded log (method, path, query, Range header, status, bytes).
+
+Example:
+    >>> c = Counters()
+    >>> c.record(RequestRecord("GET", "/data/foundation/export/files/x", "path=a", None, 200, 10))
+    >>> c.snapshot()["requests"], c.bytes_sent(kind="file")
+    (1, 10)
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Counters", "RequestRecord", "route_kind"]
+
+_KINDS: list[tuple[str, re.Pattern[str]]] = [
+    ("token", re.compile(r"^/ims/token")),
+    ("file", re.compile(r"^/data/foundation/export/files/[^/]+$")),
+    ("batch_files", re.compile(r"^/data/foundation/export/batches/[^/]+/files$")),
+    ("catalog", re.compile(r"^/data/foundation/catalog/")),
+    ("segmentation", re.compile(r"^/data/core/ups/")),
+    ("admin", re.compile(r"^/_emulator/")),
+]
+
+
+def route_kind(path: str, query: str = "") -> str:
+    """A coarse name for the route of ``path``: token, file, listing, batch_files, catalog...
+
+    A Data Access ``/files/{id}`` request with ``path=`` is a ``file`` download; without it,
+    it is a ``listing`` of the dataset file.
+    """
+    for kind, pattern in _KINDS:
+        if pattern.match(path):
+            if kind == "file" and "path=" not in query:
+                return "listing"
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as served."""
+
+    method: str
+    path: str
+    query: str
+    range: str | None
+    status: int
+    bytes_sent: int
+    fault: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The route kind (see :func:`route_kind`)."""
+        return route_kind(self.path, self.query)
+
+
+class Counters:
+    """Thread-safe request, byte and fault counters with a bounded request log."""
+
+    def __init__(self, max_log: int = 200_000) -> None:
+        self._lock = threading.Lock()
+        self._log: deque[RequestRecord] = deque(maxlen=max_log)
+        self._requests: Counter[str] = Counter()
+        self._bytes: Counter[str] = Counter()
+        self._faults: Counter[str] = Counter()
+
+    def record(self, rec: RequestRecord) -> None:
+        """Count one served request."""
+        kind = rec.kind
+        with self._lock:
+            self._log.append(rec)
+            self._requests[kind] += 1
+            self._bytes[kind] += rec.bytes_sent
+            if rec.fault:
+                self._faults[rec.fault] += 1
+
+    def reset(self) -> None:
+        """Forget everything counted so far."""
+        with self._lock:
+            self._log.clear()
+            self._requests.clear()
+            self._bytes.clear()
+            self._faults.clear()
+
+    def requests(self, kind: str | None = None, *, method: str | None = None) -> int:
+        """Requests served, all or of one route kind (and method)."""
+        with self._lock:
+            if method is not None:
+                return sum(
+                    1 for r in self._log if r.method == method and (kind is None or r.kind == kind)
+                )
+            return sum(self._requests.values()) if kind is None else self._requests[kind]
+
+    def bytes_sent(self, kind: str | None = None) -> int:
+        """Response body bytes sent, all or for one route kind."""
+        with self._lock:
+            return sum(self._bytes.values()) if kind is None else self._bytes[kind]
+
+    def log(self, kind: str | None = None) -> list[RequestRecord]:
+        """The request log (oldest first), all or of one route kind."""
+        with self._lock:
+            return [r for r in self._log if kind is None or r.kind == kind]
+
+    def snapshot(self) -> dict[str, Any]:
+        """All counters as plain data (what ``GET /_emulator/counters`` returns)."""
+        with self._lock:
+            return {
+                "requests": sum(self._requests.values()),
+                "bytes_sent": sum(self._bytes.values()),
+                "requests_by_kind": dict(self._requests),
+                "bytes_by_kind": dict(self._bytes),
+                "faults": dict(self._faults),
+            }

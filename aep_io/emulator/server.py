@@ -1,0 +1,111 @@
+"""Serving the emulator over HTTP with uvicorn: in a background thread, or in the foreground.
+
+Example:
+    >>> import tempfile
+    >>> from aep_io.emulator import Emulator
+    >>> with EmulatorServer(Emulator(tempfile.mkdtemp())) as server:
+    ...     server.host
+    '127.0.0.1'
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+from aep_io.emulator.core import Emulator
+
+__all__ = ["EmulatorServer", "check_loopback"]
+
+
+def check_loopback(host: str) -> None:
+    """Refuse to bind anywhere but loopback: the emulator is for local tests only."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(
+        f"host {host!r} is not a loopback address; the emulator serves 127.0.0.1 or ::1 only"
+    )
+
+
+def _config(emulator: Emulator, **kwargs: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        emulator.app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        **kwargs,
+    )
+
+
+class EmulatorServer:
+    """Runs an :class:`Emulator` on ``host:port`` in a daemon thread (port 0: any free port).
+
+    Use it as a context manager; :attr:`url` is the base URL to give aep_io as both the platform
+    and the IMS URL.
+    """
+
+    def __init__(self, emulator: Emulator, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        check_loopback(host)
+        self.emulator = emulator
+        self.host = host
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port: int = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(_config(emulator))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def client_env(self, **kwargs: Any) -> dict[str, str]:
+        """Environment variables that point aep_io at this server."""
+        return self.emulator.client_env(self.url, **kwargs)
+
+    def start(self, timeout: float = 10.0) -> EmulatorServer:
+        """Start serving; returns once the server accepts connections."""
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True,
+            name=f"aep-emulator-{self.port}",
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the emulator did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(emulator: Emulator, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve in the foreground until interrupted (``aep-io emulator serve``)."""
+    check_loopback(host)
+    uvicorn.Server(_config(emulator, host=host, port=port)).run()

@@ -1,0 +1,167 @@
+"""The outermost ASGI layer: applies injected faults and counts what is served.
+
+It sits directly under the server (uvicorn), so it sees every request and every body byte, and it
+can reach the connection's transport to drop it abruptly (a TCP reset), which is how a real
+network failure looks to a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from aep_io.emulator.counters import Counters, RequestRecord
+from aep_io.emulator.faults import Fault, Faults
+
+__all__ = ["TrafficLayer"]
+
+log = logging.getLogger("aep_io.emulator")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _abort_connection(send: Send) -> bool:
+    """Reset the TCP connection behind uvicorn's ``send`` (RST, not FIN). False if impossible."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
+class _Aborted(Exception):
+    """Raised inside the app once the connection was reset on purpose."""
+
+
+class TrafficLayer:
+    """Wraps an ASGI app with fault injection and counters."""
+
+    def __init__(self, app: ASGIApp, counters: Counters, faults: Faults) -> None:
+        self.app = app
+        self.counters = counters
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        range_header = None
+        for name, value in scope.get("headers", []):
+            if name == b"range":
+                range_header = value.decode("latin-1")
+        fault = self.faults.take(method, path, query)
+        state: dict[str, Any] = {"status": 0, "bytes": 0, "recorded": False}
+        fault_name = None if fault is None else fault.kind
+
+        def record() -> None:
+            # Called just before the last body byte leaves, so a client that got its response
+            # always finds the request counted.
+            if not state["recorded"]:
+                state["recorded"] = True
+                self.counters.record(
+                    RequestRecord(
+                        method, path, query, range_header, state["status"], state["bytes"],
+                        fault_name,
+                    )
+                )
+
+        try:
+            if fault is not None and fault.kind == "latency":
+                await asyncio.sleep(fault.delay)
+                fault = None
+            if fault is not None and fault.kind == "status":
+                await self._send_status(fault, send, state, record)
+            elif fault is not None and fault.kind == "reset":
+                record()
+                if not _abort_connection(send):
+                    raise RuntimeError("injected reset")
+            else:
+                await self.app(scope, receive, self._wrap_send(send, state, fault, record))
+        except _Aborted:
+            pass
+        finally:
+            record()
+
+    async def _send_status(
+        self, fault: Fault, send: Send, state: dict[str, Any], record: Callable[[], None]
+    ) -> None:
+        body = fault.body
+        if body is None:
+            payload = b""
+        elif isinstance(body, bytes):
+            payload = body
+        elif isinstance(body, str):
+            payload = body.encode()
+        else:
+            payload = json.dumps(body).encode()
+        headers = [(k.lower().encode(), str(v).encode()) for k, v in fault.headers.items()]
+        if payload and not any(k == b"content-type" for k, _ in headers):
+            headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(payload)).encode()))
+        state["status"] = fault.status
+        state["bytes"] = len(payload)
+        await send({"type": "http.response.start", "status": fault.status, "headers": headers})
+        record()
+        await send({"type": "http.response.body", "body": payload})
+
+    def _wrap_send(
+        self,
+        send: Send,
+        state: dict[str, Any],
+        fault: Fault | None,
+        record: Callable[[], None],
+    ) -> Send:
+        cut_at: list[int | None] = [None]
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                if fault is not None:
+                    for name, value in message.get("headers", []):
+                        if name.lower() == b"content-length":
+                            cut_at[0] = int(value) // 2
+                await send(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            body: bytes = message.get("body", b"")
+            limit = cut_at[0]
+            if limit is not None and state["bytes"] + len(body) >= limit:
+                piece = body[: max(0, limit - state["bytes"])]
+                state["bytes"] += len(piece)
+                if piece:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                assert fault is not None
+                record()
+                if fault.kind == "reset_mid_body" and _abort_connection(send):
+                    raise _Aborted
+                # truncate: end the response early; the server closes the connection because the
+                # body is shorter than its Content-Length.
+                with contextlib.suppress(Exception):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                raise _Aborted
+            state["bytes"] += len(body)
+            if not message.get("more_body", False):
+                record()
+            await send(message)
+
+        return wrapped

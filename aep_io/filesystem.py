@@ -1,0 +1,322 @@
+"""``AEPFileSystem``: export batches as an fsspec filesystem, read with HTTP Range requests.
+
+Paths are ``aep://{batchId}/{dataSetFileId}/{name}``. Listings come from :mod:`aep_io.planning`
+and are cached per batch; ``info`` and ``size`` are answered from them, so opening a file costs
+no extra round trip. Reads are plain ranged GETs with **no client read-ahead** by default
+(parquet engines already ask for exactly the byte ranges they need), and ``cat_ranges`` fetches
+many ranges concurrently.
+
+It works wherever fsspec does: ``pyarrow.parquet.ParquetFile(fs.open(path))``, pyarrow datasets,
+DuckDB (``con.register_filesystem(fs)`` then ``read_parquet('aep://BATCH/*/*.parquet')``), Dask.
+Pickling keeps the listings, so workers never list again.
+
+Example:
+    >>> # fs = AEPFileSystem()                       # settings from AEP_* variables
+    >>> # fs.ls("01JBATCH...")                       # dataset files of the batch
+    >>> # pq.ParquetFile(fs.open("aep://01JBATCH.../<file id>/part-0.parquet")).schema_arrow
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+from aep_io.client import AEPClient
+from aep_io.errors import IncompleteReadError
+from aep_io.planning import BatchFile, plan
+from aep_io.settings import Settings
+
+__all__ = ["AEPFile", "AEPFileSystem", "fetch_range"]
+
+
+def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> bytes:
+    """Bytes ``[start, end)`` of ``file`` with one ranged GET, verified against the length asked.
+
+    A server that answers 200 with the whole file is tolerated (the range is cut out of it).
+    """
+    start = max(0, start)
+    end = min(end, file.size)
+    if start >= end:
+        return b""
+    whole = start == 0 and end == file.size
+    headers = {} if whole else {"Range": f"bytes={start}-{end - 1}"}
+    response = client.request("GET", file.url, headers=headers)
+    data = response.content
+    if response.status_code == 200 and not whole:
+        if len(data) != file.size:
+            raise IncompleteReadError(
+                f"GET {file.url}: the server ignored the Range and sent {len(data)} bytes of a "
+                f"{file.size}-byte file"
+            )
+        data = data[start:end]
+    if len(data) != end - start:
+        raise IncompleteReadError(
+            f"GET {file.url} bytes {start}-{end - 1}: received {len(data)} bytes, "
+            f"expected {end - start}"
+        )
+    return data
+
+
+class AEPFile(AbstractBufferedFile):
+    """A read-only file of an export batch; every read not in cache is one ranged GET."""
+
+    def __init__(self, fs: AEPFileSystem, path: str, file: BatchFile, **kwargs: Any) -> None:
+        self.batch_file = file
+        super().__init__(fs, path, mode="rb", size=file.size, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return fetch_range(self.fs.client, self.batch_file, start, end)
+
+
+class AEPFileSystem(AbstractFileSystem):
+    """Read-only fsspec filesystem over AEP export batches (protocol ``aep``).
+
+    Args:
+        client: an :class:`~aep_io.client.AEPClient`; one is built from ``settings`` (or the
+            environment) when omitted.
+        settings: settings for the client, when ``client`` is not given.
+        files: already planned files (e.g. from :func:`~aep_io.planning.plan_files`): their
+            batches are not listed again.
+        max_concurrency: ranged requests in flight in :meth:`cat_ranges`.
+        cache_type: fsspec cache of opened files; ``"none"`` (default) moves only the bytes
+            asked for. Use ``"readahead"`` for many small sequential reads.
+        block_size: read size of opened files when a cache is used.
+    """
+
+    protocol = "aep"
+    root_marker = ""
+    cachable = False  # instances hold credentials; never share them through fsspec's cache
+
+    def __init__(
+        self,
+        client: AEPClient | None = None,
+        *,
+        settings: Settings | None = None,
+        files: Iterable[BatchFile] = (),
+        max_concurrency: int = 8,
+        cache_type: str = "none",
+        block_size: int = 5 * 2**20,
+        **storage_options: Any,
+    ) -> None:
+        super().__init__(**storage_options)
+        self.client = client if client is not None else AEPClient(settings)
+        self.max_concurrency = max_concurrency
+        self.cache_type = cache_type
+        self.block_size = block_size
+        self._lock = threading.RLock()
+        self._listings: dict[str, list[BatchFile]] = {}
+        self._by_path: dict[str, BatchFile] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self.add_files(files)
+
+    def __repr__(self) -> str:
+        return f"AEPFileSystem(client={self.client!r}, batches={len(self._listings)})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        with self._lock:
+            files = [f for listing in self._listings.values() for f in listing]
+            empty = [b for b, listing in self._listings.items() if not listing]
+        options = {
+            "max_concurrency": self.max_concurrency,
+            "cache_type": self.cache_type,
+            "block_size": self.block_size,
+        }
+        return (_rebuild_fs, (self.client, files, empty, options))
+
+    # -- listings ----------------------------------------------------------------------------
+    def add_files(self, files: Iterable[BatchFile], *, empty_batches: Sequence[str] = ()) -> None:
+        """Cache listings of already planned files (their batches are then never listed)."""
+        with self._lock:
+            for batch in empty_batches:
+                self._listings.setdefault(batch, [])
+            for f in files:
+                listing = self._listings.setdefault(f.batch_id, [])
+                if f.path not in self._by_path:
+                    listing.append(f)
+                    self._by_path[f.path] = f
+
+    def batch_files(self, batch_id: str) -> list[BatchFile]:
+        """The files of one batch (listed once, then cached)."""
+        with self._lock:
+            cached = self._listings.get(batch_id)
+        if cached is not None:
+            return list(cached)
+        planned = plan([batch_id], client=self.client).files
+        self.add_files(planned, empty_batches=[batch_id])
+        return planned
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Forget cached listings (all, or the batch of ``path``)."""
+        with self._lock:
+            if path is None:
+                self._listings.clear()
+                self._by_path.clear()
+                return
+            batch = self._strip_protocol(path).split("/", 1)[0]
+            for f in self._listings.pop(batch, []):
+                self._by_path.pop(f.path, None)
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> str:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]  # type: ignore[return-value]
+        text = str(path)
+        if text.startswith("aep://"):
+            text = text[len("aep://") :]
+        elif text.startswith("aep::"):
+            text = text[len("aep::") :]
+        return text.strip("/")
+
+    def _file(self, path: str) -> BatchFile:
+        path = self._strip_protocol(path)
+        parts = path.split("/")
+        if len(parts) != 3 or not all(parts):
+            raise FileNotFoundError(
+                f"aep://{path} is not a file path; files are aep://<batchId>/<dataSetFileId>/<name>"
+            )
+        self.batch_files(parts[0])
+        with self._lock:
+            found = self._by_path.get(path)
+        if found is None:
+            raise FileNotFoundError(f"aep://{path}: no such file in batch {parts[0]}")
+        return found
+
+    @staticmethod
+    def _file_entry(f: BatchFile) -> dict[str, Any]:
+        return {"name": f.path, "size": f.size, "type": "file", "url": f.url, "mtime": f.modified}
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        """List a batch (its dataset files, as directories), a dataset file, or one file."""
+        path = self._strip_protocol(path)
+        parts = path.split("/") if path else []
+        if not parts:
+            with self._lock:
+                batches = sorted(self._listings)
+            entries = [{"name": b, "size": 0, "type": "directory"} for b in batches]
+        elif len(parts) == 1:
+            files = self.batch_files(parts[0])
+            dirs = dict.fromkeys(f"{f.batch_id}/{f.file_id}" for f in files)
+            entries = [{"name": d, "size": 0, "type": "directory"} for d in dirs]
+        elif len(parts) == 2:
+            files = [f for f in self.batch_files(parts[0]) if f.file_id == parts[1]]
+            if not files:
+                raise FileNotFoundError(f"aep://{path}: no dataset file {parts[1]} in {parts[0]}")
+            entries = [self._file_entry(f) for f in files]
+        else:
+            entries = [self._file_entry(self._file(path))]
+        return entries if detail else [e["name"] for e in entries]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Size and type from the cached listings (no request once the batch is listed)."""
+        path = self._strip_protocol(path)
+        parts = path.split("/") if path else []
+        if len(parts) == 3:
+            return self._file_entry(self._file(path))
+        if len(parts) == 1:
+            self.batch_files(parts[0])
+            return {"name": path, "size": 0, "type": "directory"}
+        if len(parts) == 2:
+            self.ls(path)
+            return {"name": path, "size": 0, "type": "directory"}
+        return {"name": "", "size": 0, "type": "directory"}
+
+    def modified(self, path: str) -> datetime:
+        """Last update of the file's dataset file (epoch when the listing did not say)."""
+        found = self._file(path)
+        return found.modified or datetime.fromtimestamp(0).astimezone()
+
+    def created(self, path: str) -> datetime:
+        """Same as :meth:`modified` (AEP files are written once)."""
+        return self.modified(path)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AEPFile:
+        if mode != "rb":
+            raise PermissionError(f"aep:// is read-only; cannot open {path} with mode {mode!r}")
+        found = self._file(path)
+        cache_type = kwargs.pop("cache_type", self.cache_type)
+        kwargs.pop("size", None)
+        return AEPFile(
+            self,
+            found.path,
+            found,
+            block_size=block_size or self.block_size,
+            cache_type=cache_type,
+            cache_options=cache_options,
+        )
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Bytes ``[start, end)`` of a file (negative positions count from the end)."""
+        found = self._file(path)
+        lo, hi = _resolve(found.size, start, end)
+        return fetch_range(self.client, found, lo, hi)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_concurrency, thread_name_prefix="aep-range"
+                )
+            return self._pool
+
+    def cat_ranges(
+        self,
+        paths: list[str],
+        starts: int | list[int],
+        ends: int | list[int],
+        max_gap: int | None = None,
+        on_error: str = "return",
+        **kwargs: Any,
+    ) -> list[bytes | Exception]:
+        """Fetch many ranges concurrently (``max_concurrency`` requests in flight)."""
+        n = len(paths)
+        starts_l = starts if isinstance(starts, list) else [starts] * n
+        ends_l = ends if isinstance(ends, list) else [ends] * n
+        if len(starts_l) != n or len(ends_l) != n:
+            raise ValueError("paths, starts and ends must have the same length")
+
+        def one(args: tuple[str, int | None, int | None]) -> bytes | Exception:
+            try:
+                return self.cat_file(*args)
+            except Exception as exc:
+                if on_error == "raise":
+                    raise
+                return exc
+
+        return list(self._executor().map(one, zip(paths, starts_l, ends_l, strict=True)))
+
+    def close(self) -> None:
+        """Stop the range-fetch threads (the client stays open: it may be shared)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+
+
+def _resolve(size: int, start: int | None, end: int | None) -> tuple[int, int]:
+    lo = 0 if start is None else (max(0, size + start) if start < 0 else start)
+    hi = size if end is None else (max(0, size + end) if end < 0 else min(end, size))
+    return lo, hi
+
+
+def _rebuild_fs(
+    client: AEPClient, files: list[BatchFile], empty: list[str], options: dict[str, Any]
+) -> AEPFileSystem:
+    fs = AEPFileSystem(client, **options)
+    fs.add_files(files, empty_batches=empty)
+    return fs

@@ -1,0 +1,67 @@
+"""Shared fixtures: one emulator on loopback for the session, a synthetic export, clients.
+
+Every test gets clean counters and no active faults. Retry sleeps are recorded, not slept, so
+retry tests run fast and can assert the waits the client chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from aep_io import AEPClient, RetryPolicy, Settings
+from aep_io.emulator import Emulator, EmulatorServer, ExportBatch
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path_factory.mktemp("emulator"))
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope="session")
+def server(emulator: Emulator) -> Iterator[EmulatorServer]:
+    with EmulatorServer(emulator) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def export(emulator: Emulator) -> ExportBatch:
+    """20k synthetic profiles in 4 parts of 8 row groups each."""
+    return emulator.add_synthetic_export(20_000, parts=4, row_groups_per_part=8)
+
+
+@pytest.fixture(autouse=True)
+def _clean_emulator(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "emulator" not in request.fixturenames and "server" not in request.fixturenames:
+        yield
+        return
+    emu: Emulator = request.getfixturevalue("emulator")
+    emu.faults.clear()
+    emu.counters.reset()
+    yield
+    emu.faults.clear()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits the retry policy asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def retry_policy(sleeps: list[float]) -> RetryPolicy:
+    return RetryPolicy(max_attempts=5, max_total=60, sleep=sleeps.append)
+
+
+@pytest.fixture
+def settings(server: EmulatorServer) -> Settings:
+    return Settings.from_env(server.client_env())
+
+
+@pytest.fixture
+def client(settings: Settings, retry_policy: RetryPolicy) -> Iterator[AEPClient]:
+    with AEPClient(settings, retry=retry_policy) as c:
+        yield c
