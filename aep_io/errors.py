@@ -167,6 +167,8 @@ def parse_error_body(body: bytes | str | Any) -> ErrorDetail | None:
         return ErrorDetail(code, text, retry_ms)
     if "errorMessage" in body:  # Flow Service
         return ErrorDetail(_first_str(body, "errorCode"), str(body["errorMessage"]), retry_ms)
+    if retry_ms is not None:
+        return ErrorDetail(None, "", retry_ms)
     return None
 
 
