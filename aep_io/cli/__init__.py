@@ -10,7 +10,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 from rich.markup import escape
 
@@ -47,22 +46,19 @@ app.add_typer(emulator_cmd.app, name="emulator")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aep-io`` console script."""
+    """Entry point of the ``aep-io`` console script; returns the exit status."""
     try:
-        result = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        app(args=list(argv) if argv is not None else None, standalone_mode=True)
+    except SystemExit as exc:  # click's standalone mode ends every run this way
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except AEPError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}")
         return 1
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

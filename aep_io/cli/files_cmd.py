@@ -23,8 +23,9 @@ def files(
                                            "file_id": f.file_id, "name": f.name}))
         return
     table = Table(title=f"{len(result.files)} files, {human_bytes(result.total_bytes)}")
-    for col in ("batch", "dataSetFileId", "name", "size"):
-        table.add_column(col, justify="right" if col == "size" else "left")
+    for col in ("batch", "dataSetFileId", "name"):
+        table.add_column(col, overflow="fold")
+    table.add_column("size", justify="right", no_wrap=True)
     for f in result.files:
         table.add_row(f.batch_id, f.file_id, f.name, human_bytes(f.size))
     console.print(table)

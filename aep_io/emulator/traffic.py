@@ -30,12 +30,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def _abort_connection(send: Send) -> bool:
-    """Reset the TCP connection behind uvicorn's ``send`` (RST, not FIN). False if impossible."""
+def _drop_connection(send: Send, *, reset: bool) -> bool:
+    """Drop the connection behind uvicorn's ``send``: a TCP reset (RST) or a plain close (FIN).
+
+    Returns False when the transport cannot be reached (another server than uvicorn).
+    """
     cycle = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None:
         return False
+    if not reset:
+        transport.close()
+        return True
     sock = transport.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):
@@ -91,7 +97,7 @@ class TrafficLayer:
                 await self._send_status(fault, send, state, record)
             elif fault is not None and fault.kind == "reset":
                 record()
-                if not _abort_connection(send):
+                if not _drop_connection(send, reset=True):
                     raise RuntimeError("injected reset")
             else:
                 await self.app(scope, receive, self._wrap_send(send, state, fault, record))
@@ -152,12 +158,10 @@ class TrafficLayer:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
                 assert fault is not None
                 record()
-                if fault.kind == "reset_mid_body" and _abort_connection(send):
-                    raise _Aborted
-                # truncate: end the response early; the server closes the connection because the
-                # body is shorter than its Content-Length.
-                with contextlib.suppress(Exception):
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # reset_mid_body: RST after part of the body; truncate: a clean close (FIN) with
+                # the body shorter than its Content-Length.
+                if not _drop_connection(send, reset=fault.kind == "reset_mid_body"):
+                    raise RuntimeError("injected connection drop")
                 raise _Aborted
             state["bytes"] += len(body)
             if not message.get("more_body", False):

@@ -1,0 +1,64 @@
+"""The aep-io command line, against the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aep_io.cli import main
+from aep_io.emulator import EmulatorServer, ExportBatch
+
+
+@pytest.fixture
+def env(server: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in server.client_env().items():
+        monkeypatch.setenv(key, value)
+
+
+def test_files_table(env: None, export: ExportBatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["files", export.batch_id]) == 0
+    out = capsys.readouterr().out
+    assert "4 files" in out
+    assert out.count("part-0000") == 4
+
+
+def test_files_json(env: None, export: ExportBatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["files", "--json", export.batch_id]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.split("\n}\n") if x.strip()
+             for x in [x if x.rstrip().endswith("}") else x + "}"]]
+    assert len(lines) == 4 and all(line["uri"].startswith("aep://") for line in lines)
+
+
+def test_missing_settings_is_one_clear_line(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    for key in ("AEP_CLIENT_ID", "AEP_CLIENT_SECRET", "AEP_ACCESS_TOKEN", "AEP_ORG_ID"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["files", "B1"]) == 1
+    err = capsys.readouterr().err
+    assert "AEP_CLIENT_ID is missing" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_batch(env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["files", "01NOSUCHBATCH0000000000000"]) == 1
+    assert "404" in capsys.readouterr().err
+
+
+def test_emulator_generate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "generate", "--data", str(tmp_path), "--profiles", "300",
+                 "--parts", "2"]) == 0
+    assert "300 profiles, 2 files" in " ".join(capsys.readouterr().out.split())
+
+
+def test_emulator_serve_refuses_non_loopback(tmp_path: Path) -> None:
+    assert main(["emulator", "serve", "--data", str(tmp_path), "--host", "0.0.0.0"]) == 2
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--profiles", "3000", "--parts", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3,000 rows" in out
+    assert "aep_io demo summary" in out
