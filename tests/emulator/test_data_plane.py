@@ -205,3 +205,11 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
 def test_server_refuses_non_loopback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="loopback"):
         EmulatorServer(Emulator(tmp_path), host="0.0.0.0")
+
+
+def test_listening_socket_lets_asyncio_disable_nagle(server: EmulatorServer) -> None:
+    # asyncio sets TCP_NODELAY on accepted sockets only when proto is IPPROTO_TCP; without it
+    # every small response stalls ~40 ms (Nagle + delayed ACK).
+    import socket
+
+    assert server._socket.proto == socket.IPPROTO_TCP
