@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+import httpx
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from aep_io.client import AEPClient
@@ -31,7 +32,9 @@ from aep_io.errors import IncompleteReadError
 from aep_io.planning import BatchFile, plan
 from aep_io.settings import Settings
 
-__all__ = ["AEPFile", "AEPFileSystem", "fetch_range"]
+__all__ = ["AEPFile", "AEPFileSystem", "fetch_range", "fetch_range_into"]
+
+_MAX_RESUMES = 5
 
 
 def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> bytes:
@@ -60,6 +63,67 @@ def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> byt
             f"expected {end - start}"
         )
     return data
+
+
+def fetch_range_into(
+    client: AEPClient, file: BatchFile, start: int, out: memoryview
+) -> None:
+    """Fill ``out`` with bytes ``[start, start + len(out))`` of ``file``, streaming.
+
+    The body is copied straight into ``out`` (no list of chunks to join). A stream that breaks
+    part-way resumes from the last byte received, up to a bound; a body longer or shorter than
+    asked for raises :class:`~aep_io.errors.IncompleteReadError`.
+    """
+    length = len(out)
+    if start < 0 or start + length > file.size:
+        raise ValueError(f"range {start}+{length} outside {file.path} ({file.size} bytes)")
+    got = 0
+    resumes = 0
+    while got < length:
+        first = start + got
+        whole = first == 0 and length == file.size
+        headers = {} if whole else {"Range": f"bytes={first}-{start + length - 1}"}
+        response = client.request("GET", file.url, headers=headers, stream=True)
+        try:
+            skip = 0
+            if response.status_code == 200 and not whole:
+                skip = first  # the server ignored Range: drop the bytes before the range
+            for chunk in response.iter_raw(256 * 1024):
+                if skip:
+                    if len(chunk) <= skip:
+                        skip -= len(chunk)
+                        continue
+                    chunk = chunk[skip:]
+                    skip = 0
+                room = length - got
+                if len(chunk) > room:
+                    if response.status_code == 200 and not whole:
+                        out[got:] = chunk[:room]
+                        got = length
+                        break
+                    raise IncompleteReadError(
+                        f"GET {file.url}: the server sent more than the {length - got} bytes "
+                        f"left of range {start}-{start + length - 1}"
+                    )
+                out[got : got + len(chunk)] = chunk
+                got += len(chunk)
+        except httpx.TransportError as exc:
+            resumes += 1
+            if resumes > _MAX_RESUMES:
+                raise IncompleteReadError(
+                    f"GET {file.url}: the body broke off {resumes} times; last at byte "
+                    f"{start + got} ({type(exc).__name__}: {exc})"
+                ) from exc
+            continue
+        finally:
+            response.close()
+        if got < length:
+            resumes += 1
+            if resumes > _MAX_RESUMES:
+                raise IncompleteReadError(
+                    f"GET {file.url} bytes {start}-{start + length - 1}: received {got} bytes, "
+                    f"expected {length}"
+                )
 
 
 class AEPFile(AbstractBufferedFile):
@@ -265,6 +329,10 @@ class AEPFileSystem(AbstractFileSystem):
         found = self._file(path)
         lo, hi = _resolve(found.size, start, end)
         return fetch_range(self.client, found, lo, hi)
+
+    def read_into(self, path: str, start: int, out: memoryview) -> None:
+        """Fill ``out`` with the file's bytes from ``start`` (one streamed ranged GET)."""
+        fetch_range_into(self.client, self._file(path), start, out)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

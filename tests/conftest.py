@@ -65,3 +65,23 @@ def settings(server: EmulatorServer) -> Settings:
 def client(settings: Settings, retry_policy: RetryPolicy) -> Iterator[AEPClient]:
     with AEPClient(settings, retry=retry_policy) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sorted_export(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> ExportBatch:
+    """10k synthetic profiles plus a sorted ``profileIndex`` column: 2 parts x 10 row groups,
+    so a range predicate on it can skip row groups by their statistics."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from aep_io.emulator.synthetic import SyntheticSpec, generate_table
+
+    table = generate_table(SyntheticSpec(profiles=10_000, seed=7))
+    table = table.append_column("profileIndex", pa.array(range(10_000), pa.int64()))
+    root = tmp_path_factory.mktemp("sorted")
+    paths = []
+    for part in range(2):
+        path = root / f"part-{part:05d}-sorted-c000.snappy.parquet"
+        pq.write_table(table.slice(part * 5_000, 5_000), path, row_group_size=500)
+        paths.append(path)
+    return emulator.add_export_batch(paths)

@@ -71,6 +71,24 @@ class Counters:
         self._requests: Counter[str] = Counter()
         self._bytes: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
+        self._in_flight: Counter[str] = Counter()
+        self._max_in_flight: Counter[str] = Counter()
+
+    def started(self, kind: str) -> None:
+        """A request of ``kind`` started being served (for the in-flight gauge)."""
+        with self._lock:
+            self._in_flight[kind] += 1
+            self._max_in_flight[kind] = max(self._max_in_flight[kind], self._in_flight[kind])
+
+    def finished(self, kind: str) -> None:
+        """A request of ``kind`` finished being served."""
+        with self._lock:
+            self._in_flight[kind] -= 1
+
+    def max_in_flight(self, kind: str) -> int:
+        """The most requests of ``kind`` served at the same time since the last reset."""
+        with self._lock:
+            return self._max_in_flight[kind]
 
     def record(self, rec: RequestRecord) -> None:
         """Count one served request."""
@@ -89,6 +107,7 @@ class Counters:
             self._requests.clear()
             self._bytes.clear()
             self._faults.clear()
+            self._max_in_flight = Counter(self._in_flight)
 
     def requests(self, kind: str | None = None, *, method: str | None = None) -> int:
         """Requests served, all or of one route kind (and method)."""

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from aep_io.emulator.counters import Counters, RequestRecord
+from aep_io.emulator.counters import Counters, RequestRecord, route_kind
 from aep_io.emulator.faults import Fault, Faults
 
 __all__ = ["TrafficLayer"]
@@ -74,6 +74,8 @@ class TrafficLayer:
             if name == b"range":
                 range_header = value.decode("latin-1")
         fault = self.faults.take(method, path, query)
+        kind = route_kind(path, query)
+        self.counters.started(kind)
         state: dict[str, Any] = {"status": 0, "bytes": 0, "recorded": False}
         fault_name = None if fault is None else fault.kind
 
@@ -105,6 +107,7 @@ class TrafficLayer:
             pass
         finally:
             record()
+            self.counters.finished(kind)
 
     async def _send_status(
         self, fault: Fault, send: Send, state: dict[str, Any], record: Callable[[], None]

@@ -1,0 +1,126 @@
+"""polars LazyFrames over export batches (or any parquet on fsspec), through an IO plugin.
+
+``scan_batches`` returns at once, without a network call. When polars collects, the plugin
+receives the projection, the predicate and ``n_rows`` and hands them to the reader core:
+only the needed column chunks of the needed row groups are fetched, and fetching stops once
+``n_rows`` rows are out. The predicate is always applied by the plugin (polars does not
+re-apply it); its translatable AND-conjuncts also prune row groups in pyarrow.
+
+Example:
+    >>> # import polars as pl
+    >>> # lf = scan_batches(["01JBATCH..."])
+    >>> # lf.filter(pl.col("homeAddress").struct.field("countryCode") == "US").head(5).collect()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import polars as pl
+from fsspec.spec import AbstractFileSystem
+from polars.io.plugins import register_io_source
+
+from aep_io.client import AEPClient
+from aep_io.planning import BatchFile
+from aep_io.predicates import to_arrow_filter
+from aep_io.reader import ReadOptions, iter_record_batches, read_schema
+from aep_io.settings import Settings
+from aep_io.sources import Source
+
+__all__ = ["scan_batches", "scan_source"]
+
+
+def scan_source(
+    source: Source,
+    *,
+    batch_size: int = 65_536,
+    max_inflight: int = 4,
+    io_threads: int = 8,
+) -> pl.LazyFrame:
+    """A LazyFrame over an already built :class:`~aep_io.sources.Source`."""
+    cached: dict[str, Any] = {}
+
+    def schema() -> pl.Schema:
+        if "schema" not in cached:
+            cached["schema"] = pl.from_arrow(read_schema(source).empty_table()).schema
+        return cached["schema"]
+
+    def io_source(
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        hint: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        options = ReadOptions(
+            columns=with_columns,
+            filter=to_arrow_filter(predicate),
+            limit=n_rows if predicate is None else None,
+            sequential=n_rows is not None and predicate is not None,
+            batch_size=hint or batch_size,
+            max_inflight=max_inflight,
+            io_threads=io_threads,
+        )
+        left = n_rows
+        batches = iter_record_batches(source, options)
+        try:
+            for batch in batches:
+                frame = pl.from_arrow(batch)
+                assert isinstance(frame, pl.DataFrame)
+                if predicate is not None:
+                    frame = frame.filter(predicate)
+                if left is not None:
+                    frame = frame.head(left)
+                    left -= frame.height
+                if frame.height:
+                    yield frame
+                if left is not None and left <= 0:
+                    return
+        finally:
+            batches.close()  # cancels pending fetches when polars stops early
+
+    detail = source.description
+    if source.planned and not source.batch_ids and not source.urls:
+        detail = f"{len(source.planned)} files"
+    return register_io_source(
+        io_source, schema=schema, explain_name="aep_io", explain_detail=detail
+    )
+
+
+def scan_batches(
+    batches: str | BatchFile | Iterable[str | BatchFile],
+    *,
+    client: AEPClient | None = None,
+    settings: Settings | None = None,
+    filesystem: AbstractFileSystem | None = None,
+    storage_options: dict[str, Any] | None = None,
+    batch_size: int = 65_536,
+    max_inflight: int = 4,
+    io_threads: int = 8,
+) -> pl.LazyFrame:
+    """A lazy frame over export batches, ``aep://`` paths, or any fsspec URL / glob / path.
+
+    Args:
+        batches: batch ids, planned :class:`~aep_io.planning.BatchFile` s, ``aep://`` paths,
+            or other URLs (``s3://bucket/export/*.parquet``, a local directory...).
+        client: the AEP client (from ``settings`` or the environment when omitted).
+        settings: settings for a new client.
+        filesystem: an fsspec filesystem for the non-``aep`` URLs.
+        storage_options: options for fsspec when it builds the filesystem from a URL.
+        batch_size: rows per frame handed to polars.
+        max_inflight: row groups fetched ahead of decoding (memory bound).
+        io_threads: concurrent range requests.
+
+    Example:
+        >>> # lf = scan_batches("01JBATCH...").select("identityMap", "segmentMembership")
+    """
+    source = Source.of(
+        batches,
+        client=client,
+        settings=settings,
+        filesystem=filesystem,
+        storage_options=storage_options,
+    )
+    return scan_source(
+        source, batch_size=batch_size, max_inflight=max_inflight, io_threads=io_threads
+    )

@@ -1,0 +1,204 @@
+"""What to read: export batch ids, ``aep://`` paths, or any fsspec URL, glob or local path.
+
+A :class:`Source` is resolved lazily (:meth:`Source.files`), so building a LazyFrame or a DuckDB
+view makes no network call. Batch ids and ``aep://`` URLs go through
+:class:`~aep_io.filesystem.AEPFileSystem`; anything else through fsspec (``file://``, ``s3://``,
+``gs://``, ``abfs://``, a local directory...), which is how exports that land through AEP
+dataset-export destinations are read with the same API.
+
+Example:
+    >>> src = Source.of(["/tmp/export/*.parquet"])
+    >>> src.description
+    '1 location(s)'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.spec import AbstractFileSystem
+
+from aep_io.client import AEPClient
+from aep_io.filesystem import AEPFileSystem
+from aep_io.planning import BatchFile, plan
+from aep_io.settings import Settings
+
+__all__ = ["ScanFile", "Source", "looks_like_batch_id"]
+
+_BATCH_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{7,63}$")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def looks_like_batch_id(text: str) -> bool:
+    """A bare Catalog batch id (no scheme, no slash), as opposed to a path or URL."""
+    return bool(_BATCH_ID.match(text)) and "." not in text
+
+
+@dataclass(frozen=True)
+class ScanFile:
+    """One parquet file to read: its filesystem, path and size (size known avoids a HEAD)."""
+
+    fs: AbstractFileSystem
+    path: str
+    size: int
+    batch_id: str | None = None
+
+    @property
+    def display(self) -> str:
+        """A readable location for messages."""
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{self.path}"
+
+
+class Source:
+    """A lazily resolved set of parquet files.
+
+    Build it with :meth:`of`; call :meth:`files` to resolve (cached; thread-safe).
+    """
+
+    def __init__(
+        self,
+        batch_ids: Sequence[str] = (),
+        urls: Sequence[str] = (),
+        *,
+        planned: Sequence[BatchFile] = (),
+        client: AEPClient | None = None,
+        settings: Settings | None = None,
+        filesystem: AbstractFileSystem | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.batch_ids = list(dict.fromkeys(batch_ids))
+        self.urls = list(urls)
+        self.planned = list(planned)
+        self._client = client
+        self._settings = settings
+        self._filesystem = filesystem
+        self._storage_options = storage_options or {}
+        self._lock = threading.Lock()
+        self._files: list[ScanFile] | None = None
+        self._aep_fs: AEPFileSystem | None = None
+
+    @classmethod
+    def of(
+        cls,
+        what: str | BatchFile | Iterable[str | BatchFile],
+        *,
+        client: AEPClient | None = None,
+        settings: Settings | None = None,
+        filesystem: AbstractFileSystem | None = None,
+        storage_options: dict[str, Any] | None = None,
+    ) -> Source:
+        """Sort batch ids, ``aep://`` URLs, planned files and other URLs into a source."""
+        items = [what] if isinstance(what, str | BatchFile) else list(what)
+        if not items:
+            raise ValueError("nothing to read: give at least one batch id, path or URL")
+        batch_ids: list[str] = []
+        urls: list[str] = []
+        planned: list[BatchFile] = []
+        for item in items:
+            if isinstance(item, BatchFile):
+                planned.append(item)
+            elif not isinstance(item, str) or not item:
+                raise TypeError(f"expected a batch id, a path or a URL, got {item!r}")
+            elif item.startswith("aep://") and "/" not in item[len("aep://") :].strip("/"):
+                batch_ids.append(item[len("aep://") :].strip("/"))
+            elif item.startswith("aep://") or filesystem is not None:
+                urls.append(item)
+            elif looks_like_batch_id(item):
+                batch_ids.append(item)
+            else:
+                urls.append(item)
+        return cls(batch_ids, urls, planned=planned, client=client, settings=settings,
+                   filesystem=filesystem, storage_options=storage_options)
+
+    @property
+    def description(self) -> str:
+        """A short summary for ``explain()`` and messages (no network)."""
+        parts = []
+        if self.batch_ids:
+            parts.append(f"{len(self.batch_ids)} batch(es)")
+        if self.planned:
+            parts.append(f"{len(self.planned)} planned file(s)")
+        if self.urls:
+            parts.append(f"{len(self.urls)} location(s)")
+        return ", ".join(parts)
+
+    @property
+    def aep_filesystem(self) -> AEPFileSystem:
+        """The ``aep://`` filesystem of this source (created on first use)."""
+        with self._lock:
+            if self._aep_fs is None:
+                fs = self._filesystem if isinstance(self._filesystem, AEPFileSystem) else None
+                if fs is None:
+                    client = self._client or AEPClient(self._settings)
+                    fs = AEPFileSystem(client)
+                self._aep_fs = fs
+            return self._aep_fs
+
+    def files(self) -> list[ScanFile]:
+        """Resolve into files, in a stable order (batches in the order given, then URLs)."""
+        with self._lock:
+            if self._files is not None:
+                return list(self._files)
+        out: list[ScanFile] = []
+        if self.batch_ids or self.planned or any(u.startswith("aep://") for u in self.urls):
+            fs = self.aep_filesystem
+            if self.planned:
+                fs.add_files(self.planned)
+            if self.batch_ids:
+                missing = [b for b in self.batch_ids if b not in fs._listings]
+                if missing:
+                    fs.add_files(plan(missing, client=fs.client).files, empty_batches=missing)
+                for batch in self.batch_ids:
+                    out.extend(ScanFile(fs, f.path, f.size, f.batch_id)
+                               for f in fs.batch_files(batch) if _is_data_file(f.name))
+            out.extend(ScanFile(fs, f.path, f.size, f.batch_id) for f in self.planned)
+        for url in self.urls:
+            out.extend(self._resolve_url(url))
+        seen: set[tuple[int, str]] = set()
+        unique = []
+        for f in out:
+            key = (id(f.fs), f.path)
+            if key not in seen:
+                seen.add(key)
+                unique.append(f)
+        with self._lock:
+            self._files = unique
+        return list(unique)
+
+    def _resolve_url(self, url: str) -> list[ScanFile]:
+        if url.startswith("aep://"):
+            fs: AbstractFileSystem = self.aep_filesystem
+            path = fs._strip_protocol(url)
+        elif self._filesystem is not None:
+            fs, path = self._filesystem, self._filesystem._strip_protocol(url)
+        else:
+            fs, path = fsspec.core.url_to_fs(url, **self._storage_options)
+        if _GLOB_CHARS.search(path):
+            found = fs.glob(path, detail=True)
+            infos = [found[p] for p in sorted(found)]
+        else:
+            info = fs.info(path)
+            if info.get("type") == "directory":
+                found = fs.find(path, detail=True)
+                infos = [found[p] for p in sorted(found) if _is_data_file(p)]
+            else:
+                infos = [info]
+        if not infos:
+            raise FileNotFoundError(f"{url}: no files match")
+        batch = path.split("/", 1)[0] if isinstance(fs, AEPFileSystem) else None
+        return [
+            ScanFile(fs, i["name"], int(i.get("size") or 0), batch)
+            for i in infos
+            if i.get("type", "file") == "file"
+        ]
+
+
+def _is_data_file(name: str) -> bool:
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(("_", ".")) and not base.endswith((".crc", ".json", ".tmp"))
