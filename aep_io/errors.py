@@ -13,6 +13,11 @@ Exception tree::
     ├── TransportError (ConnectionError)         network failure after every retry
     ├── IncompleteReadError (OSError)            a body shorter/longer than promised
     ├── BatchNotReadyError                       a batch is not in a readable status
+    ├── JobError                                 a segment or export job did not succeed
+    │   ├── JobNotFinishedError                  still NEW/PROCESSING where a result is needed
+    │   ├── JobFailedError                       FAILED; carries the job's ``errors`` array
+    │   ├── JobCancelledError                    CANCELLED
+    │   └── JobTimeoutError (TimeoutError)       ``wait()`` ran out of time
     └── HTTPStatusError                          the server answered with an error status
         ├── BadRequestError (ValueError)         400, 405, 413, 415
         ├── AuthError (PermissionError)          401 and 403
@@ -48,6 +53,11 @@ __all__ = [
     "ForbiddenError",
     "HTTPStatusError",
     "IncompleteReadError",
+    "JobCancelledError",
+    "JobError",
+    "JobFailedError",
+    "JobNotFinishedError",
+    "JobTimeoutError",
     "NotFoundError",
     "RangeNotSatisfiableError",
     "RateLimitError",
@@ -91,6 +101,51 @@ class IncompleteReadError(AEPError, OSError):
 
 class BatchNotReadyError(AEPError):
     """A Catalog batch is not in a readable status (``success`` or ``active``)."""
+
+
+class JobError(AEPError):
+    """A segment or export job did not (yet) succeed.
+
+    Attributes:
+        job_id: the job's id.
+        status: its last status.
+        errors: the job's ``errors`` array (``[{code, msg, ...}]``), possibly empty.
+    """
+
+    def __init__(
+        self, message: str, *, job_id: object = None, status: str = "",
+        errors: list[dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status = status
+        self.errors = list(errors or [])
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_job_error, (type(self), str(self), self.job_id, self.status, self.errors))
+
+
+def _rebuild_job_error(
+    cls: type[JobError], message: str, job_id: object, status: str,
+    errors: list[dict[str, object]],
+) -> JobError:
+    return cls(message, job_id=job_id, status=status, errors=errors)
+
+
+class JobNotFinishedError(JobError):
+    """The job is still running where its result is needed: wait for it first."""
+
+
+class JobFailedError(JobError):
+    """The job ended FAILED; ``errors`` says why."""
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """Waiting for the job took longer than the timeout (the job itself goes on)."""
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,14 @@ from fsspec.spec import AbstractFileSystem
 from polars.io.plugins import register_io_source
 
 from aep_io.client import AEPClient
+from aep_io.export_jobs import ExportJob
 from aep_io.planning import BatchFile
 from aep_io.predicates import to_arrow_filter
 from aep_io.reader import ReadOptions, iter_record_batches, read_schema
 from aep_io.settings import Settings
 from aep_io.sources import Source
 
-__all__ = ["scan_batches", "scan_source"]
+__all__ = ["scan_batches", "scan_export_job", "scan_source"]
 
 
 def scan_source(
@@ -124,3 +125,53 @@ def scan_batches(
     return scan_source(
         source, batch_size=batch_size, max_inflight=max_inflight, io_threads=io_threads
     )
+
+
+def scan_export_job(
+    job: int | str | ExportJob,
+    *,
+    client: AEPClient | None = None,
+    settings: Settings | None = None,
+    segment_column: str = "segment_id",
+    **options: Any,
+) -> pl.LazyFrame:
+    """A lazy frame over the batches an export job wrote.
+
+    Given a job id, reads the job once (one request) to learn its batches
+    (``destination.batchId`` or, with ``segmentPerBatch``, ``destination.batches[]``;
+    ``datasetId``/``dataSetId`` both read). With one batch per segment, a ``segment_id``
+    column says which segment's batch each row came from. The job must have SUCCEEDED.
+
+    Example:
+        >>> # lf = scan_export_job(24117)
+        >>> # lf.group_by("segment_id").len().collect()
+    """
+    from aep_io.errors import JobFailedError, JobNotFinishedError
+    from aep_io.export_jobs import get_export_job
+
+    client = client or AEPClient(settings)  # stays open: the frames read through it
+    if not isinstance(job, ExportJob):
+        job = get_export_job(client, job)
+    if job.status == "FAILED":
+        raise JobFailedError(
+            f"export job {job.id} FAILED: {job.errors or 'no errors reported'}",
+            job_id=job.id, status=job.status, errors=job.errors,
+        )
+    if job.status != "SUCCEEDED":
+        raise JobNotFinishedError(
+            f"export job {job.id} is {job.status}, not SUCCEEDED: wait for it first "
+            f"(aep-io exports wait {job.id})",
+            job_id=job.id, status=job.status,
+        )
+    if not job.batches:
+        raise JobFailedError(f"export job {job.id} SUCCEEDED but names no batch",
+                             job_id=job.id, status=job.status)
+    if not job.segment_per_batch:
+        return scan_batches(job.batch_ids, client=client, **options)
+    frames = [
+        scan_batches(ref.batch_id, client=client, **options).with_columns(
+            pl.lit(ref.segment_id, dtype=pl.String).alias(segment_column)
+        )
+        for ref in job.batches
+    ]
+    return pl.concat(frames, how="vertical")
