@@ -47,3 +47,25 @@ def test_register_makes_aep_globs_work(client: AEPClient, export: ExportBatch,
     glob = f"aep://{export.batch_id}/*/*.parquet"
     rows = con.sql(f"SELECT count(*) FROM read_parquet('{glob}')").fetchall()
     assert rows == [(export.record_count,)]
+
+
+def test_flatten_sql_over_aep_equals_polars_flatten(client: AEPClient,
+                                                    export: ExportBatch) -> None:
+    import polars as pl
+
+    from aep_io.membership import flatten_membership, flatten_sql
+    from aep_io.polars_io import scan_batches
+
+    con = duckdb.connect()
+    register(con, client=client)
+    source = f"read_parquet('aep://{export.batch_id}/*/*.parquet')"
+    via_duckdb = con.sql(flatten_sql(source, con=con)).pl()
+    via_polars = flatten_membership(scan_batches(export.batch_id, client=client)).collect()
+    assert via_polars.height > 10 * export.record_count
+
+    def normalise(frame: pl.DataFrame) -> pl.DataFrame:
+        ts = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
+        frame = frame.with_columns(pl.col(ts).dt.convert_time_zone("UTC"))
+        return frame.sort(frame.columns)
+
+    assert normalise(via_duckdb).equals(normalise(via_polars))
