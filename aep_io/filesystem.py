@@ -47,9 +47,13 @@ def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> byt
     if start >= end:
         return b""
     whole = start == 0 and end == file.size
-    headers = {} if whole else {"Range": f"bytes={start}-{end - 1}"}
+    headers = {"Accept-Encoding": "identity"}  # byte offsets must be those of the file
+    if not whole:
+        headers["Range"] = f"bytes={start}-{end - 1}"
     response = client.request("GET", file.url, headers=headers)
     data = response.content
+    if response.status_code == 206:
+        _check_content_range(response, file, start, end)
     if response.status_code == 200 and not whole:
         if len(data) != file.size:
             raise IncompleteReadError(
@@ -63,6 +67,17 @@ def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> byt
             f"expected {end - start}"
         )
     return data
+
+
+def _check_content_range(response: httpx.Response, file: BatchFile, start: int, end: int) -> None:
+    """A 206 must say it holds the range asked for, of a file of the listed size."""
+    expected = f"bytes {start}-{end - 1}/{file.size}"
+    got = response.headers.get("content-range", "")
+    if got.replace(" ", "") != expected.replace(" ", ""):
+        response.close()
+        raise IncompleteReadError(
+            f"GET {file.url}: asked for {expected!r}, the server answered Content-Range {got!r}"
+        )
 
 
 def fetch_range_into(
@@ -82,9 +97,13 @@ def fetch_range_into(
     while got < length:
         first = start + got
         whole = first == 0 and length == file.size
-        headers = {} if whole else {"Range": f"bytes={first}-{start + length - 1}"}
+        headers = {"Accept-Encoding": "identity"}
+        if not whole:
+            headers["Range"] = f"bytes={first}-{start + length - 1}"
         response = client.request("GET", file.url, headers=headers, stream=True)
         try:
+            if response.status_code == 206:
+                _check_content_range(response, file, first, start + length)
             skip = 0
             if response.status_code == 200 and not whole:
                 skip = first  # the server ignored Range: drop the bytes before the range

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aep_io.client import AEPClient, Service
 from aep_io.errors import AEPError, BatchNotReadyError
@@ -138,7 +139,8 @@ def _list_dataset_file(
             file_url = (
                 client.check_href(link)
                 if link
-                else client.url(Service.DATA_ACCESS, f"/files/{file_id}") + f"?path={name}"
+                else client.url(Service.DATA_ACCESS, f"/files/{file_id}")
+                + f"?path={quote(name, safe='')}"
             )
             out.append(BatchFile(batch_id, file_id, name, int(item["length"]), file_url, modified))
     return out

@@ -62,3 +62,41 @@ def test_demo_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "3,000 rows" in out
     assert "aep_io demo summary" in out
+
+
+def test_head(env: None, export: ExportBatch, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["head", export.batch_id, "-n", "3", "--columns", "_acme"]) == 0
+    out = capsys.readouterr().out
+    assert "_acme" in out and out.count("loyaltyTier") == 3
+
+
+def test_query_over_aep_globs(env: None, export: ExportBatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    sql = (f"SELECT count(*) AS n FROM read_parquet('aep://{export.batch_id}/*/*.parquet')")
+    assert main(["query", sql]) == 0
+    assert "20000" in capsys.readouterr().out
+
+
+def test_query_error_is_explained(env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "SELEC nonsense"]) == 2
+    assert "DuckDB rejected the query" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_load_into_duckdb_file(env: None, export: ExportBatch, tmp_path: Path,
+                               flatten: bool) -> None:
+    import duckdb
+
+    db = tmp_path / "audience.duckdb"
+    args = ["load", export.batch_id, "--duckdb", str(db), "--table", "t"]
+    assert main([*args, *(["--flatten"] if flatten else [])]) == 0
+    con = duckdb.connect(str(db))
+    rows = con.sql("SELECT count(*) FROM t").fetchall()[0][0]
+    if flatten:
+        columns = [c[0] for c in con.sql("DESCRIBE t").fetchall()]
+        assert {"identity_id", "namespace", "segment_id", "status"} <= set(columns)
+        assert rows > export.record_count * 10
+    else:
+        assert rows == export.record_count
+    con.close()
+    assert main([*args, "--replace"]) == 0  # reload replaces instead of appending

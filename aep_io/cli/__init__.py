@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import typer
 from rich.markup import escape
 
-from aep_io.cli import demo, emulator_cmd, files_cmd
+from aep_io.cli import demo, download_cmd, emulator_cmd, files_cmd, jobs_cmds, read_cmds
 from aep_io.cli.common import err_console
 from aep_io.errors import AEPError
 
@@ -42,6 +42,14 @@ def _root(
 
 app.command("demo")(demo.demo)
 app.command("files")(files_cmd.files)
+app.command("head")(read_cmds.head)
+app.command("query")(read_cmds.query)
+app.command("load")(read_cmds.load)
+app.command("download")(download_cmd.download)
+app.add_typer(jobs_cmds.segments_app, name="segments")
+app.add_typer(jobs_cmds.segment_jobs_app, name="segment-jobs")
+app.add_typer(jobs_cmds.datasets_app, name="datasets")
+app.add_typer(jobs_cmds.exports_app, name="exports")
 app.add_typer(emulator_cmd.app, name="emulator")
 
 

@@ -50,10 +50,6 @@ def _drop_connection(send: Send, *, reset: bool) -> bool:
     return True
 
 
-class _Aborted(Exception):
-    """Raised inside the app once the connection was reset on purpose."""
-
-
 class TrafficLayer:
     """Wraps an ASGI app with fault injection and counters."""
 
@@ -103,8 +99,6 @@ class TrafficLayer:
                     raise RuntimeError("injected reset")
             else:
                 await self.app(scope, receive, self._wrap_send(send, state, fault, record))
-        except _Aborted:
-            pass
         finally:
             record()
             self.counters.finished(kind)
@@ -139,8 +133,11 @@ class TrafficLayer:
         record: Callable[[], None],
     ) -> Send:
         cut_at: list[int | None] = [None]
+        dropped = [False]
 
         async def wrapped(message: Message) -> None:
+            if dropped[0]:
+                return  # the connection is gone: let the app finish quietly
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 if fault is not None:
@@ -165,7 +162,9 @@ class TrafficLayer:
                 # the body shorter than its Content-Length.
                 if not _drop_connection(send, reset=fault.kind == "reset_mid_body"):
                     raise RuntimeError("injected connection drop")
-                raise _Aborted
+                dropped[0] = True
+                await asyncio.sleep(0.005)  # let the server see the connection is gone
+                return
             state["bytes"] += len(body)
             if not message.get("more_body", False):
                 record()
