@@ -66,6 +66,7 @@ from aep_io.planning import BatchFile, BatchInfo, Plan, plan, plan_files
 from aep_io.polars_io import scan_batches, scan_export_job
 from aep_io.reader import CorruptFileError, ReadOptions
 from aep_io.retry import RetryPolicy
+from aep_io.segment_members import segment_members
 from aep_io.segmentation import (
     SegmentDefinition,
     SegmentJob,
@@ -151,6 +152,7 @@ __all__ = [
     "register",
     "scan_batches",
     "scan_export_job",
+    "segment_members",
     "to_arrow_batch_reader",
     "to_duckdb",
     "wait_for_export_job",

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import mmap
 import re
@@ -42,6 +43,7 @@ __all__ = [
     "CorruptFileError",
     "ReadOptions",
     "iter_record_batches",
+    "leaf_paths",
     "read_schema",
     "to_record_batch_reader",
 ]
@@ -62,7 +64,10 @@ class ReadOptions:
     """How to read.
 
     Attributes:
-        columns: top-level columns to return (None: all). Filter columns are read as needed.
+        columns: columns to return (None: all). A dotted leaf path (``"segmentMembership.
+            key_value.value.key_value.value.status"``) reads only that leaf of a nested column,
+            which comes back as its top-level column pruned to the leaves asked for. Filter
+            columns are read as needed.
         filter: a pyarrow compute expression; rows not matching are dropped, and row groups
             whose statistics rule it out are never fetched.
         limit: stop after this many rows (fetching stops early too).
@@ -165,11 +170,26 @@ class _OpenFile:
         self.metadata = self.parquet.metadata
         self.schema = self.parquet.schema_arrow
         self.owners = _leaf_owner(self.schema)
+        self.leaf_paths = [
+            self.metadata.schema.column(j).path for j in range(self.metadata.num_columns)
+        ]
         if len(self.owners) != self.metadata.num_columns:  # unusual nesting: map per leaf path
-            self.owners = [
-                self.metadata.schema.column(j).path.split(".")[0]
-                for j in range(self.metadata.num_columns)
-            ]
+            self.owners = [p.split(".")[0] for p in self.leaf_paths]
+
+    def owner_of(self, column: str) -> str | None:
+        """The top-level column a requested name or dotted leaf path belongs to."""
+        if column in self.schema.names:
+            return column
+        for path, owner in zip(self.leaf_paths, self.owners, strict=True):
+            if path == column or path.startswith(column + "."):
+                return owner
+        return None
+
+    def _wanted(self, j: int, columns: set[str]) -> bool:
+        if self.owners[j] in columns:
+            return True
+        path = self.leaf_paths[j]
+        return any(path == c or path.startswith(c + ".") for c in columns)
 
     def row_groups(self, flt: pc.Expression | None) -> list[int]:
         """Row groups that may hold matching rows (by footer statistics)."""
@@ -190,7 +210,7 @@ class _OpenFile:
         group = self.metadata.row_group(rg)
         spans = []
         for j in range(group.num_columns):
-            if columns is not None and self.owners[j] not in columns:
+            if columns is not None and not self._wanted(j, columns):
                 continue
             col = group.column(j)
             start = col.data_page_offset
@@ -265,6 +285,14 @@ def read_schema(source: Source) -> pa.Schema:
     return _OpenFile(files[0]).schema
 
 
+def leaf_paths(source: Source) -> list[str]:
+    """The dotted parquet leaf paths of the source (from the first file's footer)."""
+    files = source.files()
+    if not files:
+        raise FileNotFoundError(f"{source.description}: no parquet files to read")
+    return list(_OpenFile(files[0]).leaf_paths)
+
+
 def iter_record_batches(
     source: Source | Sequence[ScanFile], options: ReadOptions | None = None
 ) -> Iterator[pa.RecordBatch]:
@@ -323,7 +351,7 @@ def _pipeline(
             needed: set[str] | None = None
             if opts.columns is not None:
                 needed = set(opts.columns) | _filter_columns(opts.filter, opened.schema)
-                unknown = set(opts.columns) - set(opened.schema.names)
+                unknown = {c for c in opts.columns if opened.owner_of(c) is None}
                 if unknown:
                     raise KeyError(
                         f"{opened.file.display} has no column(s) {', '.join(sorted(unknown))}; "
@@ -374,8 +402,10 @@ def _pipeline(
             unit.file.release(unit.ranges)
             if opts.filter is not None:
                 table = table.filter(opts.filter)
-            if columns is not None and table.column_names != columns:
-                table = table.select(columns)
+            if columns is not None:
+                keep = list(dict.fromkeys(unit.file.owner_of(c) or c for c in columns))
+                if table.column_names != keep:
+                    table = table.select(keep)
             if remaining is not None and table.num_rows > remaining:
                 table = table.slice(0, remaining)
             for batch in table.to_batches(max_chunksize=opts.batch_size):
@@ -400,5 +430,25 @@ def to_record_batch_reader(
     opts = options or ReadOptions()
     schema = read_schema(source)
     if opts.columns is not None:
-        schema = pa.schema([schema.field(c) for c in opts.columns])
+        if all(c in schema.names for c in opts.columns):
+            schema = pa.schema([schema.field(c) for c in opts.columns])
+        else:  # leaf paths prune nested types: take the schema from the first batch
+            stream = iter_record_batches(source, opts)
+            first = next(stream, None)
+            if first is None:
+                return pa.RecordBatchReader.from_batches(_pruned_schema(source, opts), [])
+            return pa.RecordBatchReader.from_batches(
+                first.schema, itertools.chain([first], stream)
+            )
     return pa.RecordBatchReader.from_batches(schema, iter_record_batches(source, opts))
+
+
+def _pruned_schema(source: Source, opts: ReadOptions) -> pa.Schema:
+    opened = _OpenFile(source.files()[0])
+    if opened.metadata.num_row_groups == 0:
+        return opened.schema
+    columns = list(opts.columns or [])
+    ranges = opened.ranges(0, set(columns), opts.coalesce_gap)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        opened.fetch(ranges, pool)
+    return opened.decode(0, columns).slice(0, 0).schema

@@ -165,3 +165,21 @@ def test_public_arrow_api(client: AEPClient, export: ExportBatch, emulator: Emul
     none = aep_io.read_arrow(export.batch_id, client=client, columns=["_acme"],
                              filter=pc.field("_acme", "loyaltyTier") == "no such tier")
     assert none.num_rows == 0 and none.schema.names == ["_acme"]
+
+
+def test_leaf_projection_reads_only_those_leaves(source: Source, emulator: Emulator,
+                                                 export: ExportBatch) -> None:
+    leaves = ["segmentMembership.key_value.key",
+              "segmentMembership.key_value.value.key_value.key",
+              "segmentMembership.key_value.value.key_value.value.status"]
+    emulator.counters.reset()
+    got = to_record_batch_reader(source, ReadOptions(columns=leaves)).read_all()
+    assert got.column_names == ["segmentMembership"]
+    value_type = got.schema.field("segmentMembership").type.item_type.item_type
+    assert [f.name for f in value_type] == ["status"]
+    local = _local_table(emulator, export)
+    assert got.num_rows == local.num_rows
+    full_column = emulator.counters.bytes_sent("file")
+    emulator.counters.reset()
+    list(iter_record_batches(source, ReadOptions(columns=["segmentMembership"])))
+    assert full_column > 0 and full_column < 0.5 * emulator.counters.bytes_sent("file")
