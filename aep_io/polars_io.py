@@ -38,6 +38,7 @@ def scan_source(
     batch_size: int = 65_536,
     max_inflight: int = 4,
     io_threads: int = 8,
+    unit_bytes: int = 4 * 1024 * 1024,
 ) -> pl.LazyFrame:
     """A LazyFrame over an already built :class:`~aep_io.sources.Source`."""
     cached: dict[str, Any] = {}
@@ -61,6 +62,7 @@ def scan_source(
             batch_size=hint or batch_size,
             max_inflight=max_inflight,
             io_threads=io_threads,
+            unit_bytes=unit_bytes,
         )
         left = n_rows
         batches = iter_record_batches(source, options)
@@ -98,6 +100,7 @@ def scan_batches(
     batch_size: int = 65_536,
     max_inflight: int = 4,
     io_threads: int = 8,
+    unit_bytes: int = 4 * 1024 * 1024,
 ) -> pl.LazyFrame:
     """A lazy frame over export batches, ``aep://`` paths, or any fsspec URL / glob / path.
 
@@ -109,8 +112,9 @@ def scan_batches(
         filesystem: an fsspec filesystem for the non-``aep`` URLs.
         storage_options: options for fsspec when it builds the filesystem from a URL.
         batch_size: rows per frame handed to polars.
-        max_inflight: row groups fetched ahead of decoding (memory bound).
+        max_inflight: units (runs of row groups) fetched ahead of decoding (memory bound).
         io_threads: concurrent range requests.
+        unit_bytes: how many needed bytes of consecutive row groups make one unit.
 
     Example:
         >>> # lf = scan_batches("01JBATCH...").select("identityMap", "segmentMembership")
@@ -123,7 +127,8 @@ def scan_batches(
         storage_options=storage_options,
     )
     return scan_source(
-        source, batch_size=batch_size, max_inflight=max_inflight, io_threads=io_threads
+        source, batch_size=batch_size, max_inflight=max_inflight, io_threads=io_threads,
+        unit_bytes=unit_bytes,
     )
 
 

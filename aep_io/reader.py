@@ -74,6 +74,8 @@ class ReadOptions:
         batch_size: rows per record batch handed to the consumer (at most).
         max_inflight: row groups fetched ahead of the consumer (bounds memory).
         io_threads: concurrent range requests.
+        unit_bytes: consecutive row groups are fetched and decoded together until their needed
+            bytes reach this size (fewer, larger decode calls for narrow projections).
         sequential: fetch one row group (and one footer) at a time; for consumers that may
             stop after the first rows without knowing how many rows that will take (e.g. a
             predicate followed by ``head``).
@@ -87,6 +89,7 @@ class ReadOptions:
     io_threads: int = 8
     coalesce_gap: int = _COALESCE_GAP
     sequential: bool = False
+    unit_bytes: int = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 0:
@@ -250,23 +253,29 @@ class _OpenFile:
             if hi > lo:
                 self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
-    def decode(self, rg: int, columns: list[str] | None) -> pa.Table:
-        """Decode one row group (its ranges must have been fetched)."""
+    def decode(self, row_groups: list[int], columns: list[str] | None) -> pa.Table:
+        """Decode row groups (their ranges must have been fetched)."""
         try:
-            return self.parquet.read_row_group(rg, columns=columns, use_threads=True)
+            return self.parquet.read_row_groups(row_groups, columns=columns, use_threads=True)
         except (pa.ArrowException, OSError) as exc:
             raise CorruptFileError(
-                f"{self.file.display}: row group {rg} could not be decoded: {exc}"
+                f"{self.file.display}: row group(s) {row_groups} could not be decoded: {exc}"
             ) from None
 
 
 @dataclass
 class _Unit:
+    """Consecutive row groups of one file, fetched and decoded together."""
+
     file: _OpenFile
-    row_group: int
+    row_groups: list[int]
     ranges: list[tuple[int, int]]
     rows: int
     future: Future[None] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e - s for s, e in self.ranges)
 
 
 def _filter_columns(flt: pc.Expression | None, schema: pa.Schema) -> set[str]:
@@ -357,9 +366,25 @@ def _pipeline(
                         f"{opened.file.display} has no column(s) {', '.join(sorted(unknown))}; "
                         f"it has {', '.join(opened.schema.names)}"
                     )
+            unit: _Unit | None = None
             for rg in opened.row_groups(opts.filter):
                 rows = opened.metadata.row_group(rg).num_rows
-                yield _Unit(opened, rg, opened.ranges(rg, needed, opts.coalesce_gap), rows)
+                ranges = opened.ranges(rg, needed, opts.coalesce_gap)
+                if unit is not None and unit.row_groups[-1] == rg - 1:
+                    unit.row_groups.append(rg)
+                    unit.ranges.extend(ranges)
+                    unit.rows += rows
+                else:
+                    if unit is not None:
+                        yield unit
+                    unit = _Unit(opened, [rg], ranges, rows)
+                # Small row groups are grouped (fewer, larger decode calls); with a limit,
+                # one row group at a time so that no more than needed is fetched.
+                if careful or unit.nbytes >= opts.unit_bytes:
+                    yield unit
+                    unit = None
+            if unit is not None:
+                yield unit
 
     window: deque[_Unit] = deque()
     source_units = units()
@@ -398,7 +423,7 @@ def _pipeline(
                 read_cols = list(
                     dict.fromkeys(columns + sorted(_filter_columns(opts.filter, unit.file.schema)))
                 )
-            table = unit.file.decode(unit.row_group, read_cols)
+            table = unit.file.decode(unit.row_groups, read_cols)
             unit.file.release(unit.ranges)
             if opts.filter is not None:
                 table = table.filter(opts.filter)
@@ -451,4 +476,4 @@ def _pruned_schema(source: Source, opts: ReadOptions) -> pa.Schema:
     ranges = opened.ranges(0, set(columns), opts.coalesce_gap)
     with ThreadPoolExecutor(max_workers=2) as pool:
         opened.fetch(ranges, pool)
-    return opened.decode(0, columns).slice(0, 0).schema
+    return opened.decode([0], columns).slice(0, 0).schema

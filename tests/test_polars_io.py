@@ -106,7 +106,7 @@ def test_predicate_results_are_exact(client: AEPClient, sorted_export: ExportBat
 
 def test_filter_then_head_stops_early(client: AEPClient, sorted_export: ExportBatch,
                                       emulator: Emulator) -> None:
-    lf = scan_batches(sorted_export.batch_id, client=client)
+    lf = scan_batches(sorted_export.batch_id, client=client, unit_bytes=1)
     lf.collect_schema()
     emulator.counters.reset()
     got = lf.filter(pl.col("profileIndex") >= 0).head(3).collect()

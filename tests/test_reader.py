@@ -60,7 +60,7 @@ def test_projection_and_filter_are_exact(source: Source, emulator: Emulator,
 
 def test_backpressure_with_a_slow_consumer(source: Source, emulator: Emulator) -> None:
     emulator.counters.reset()
-    opts = ReadOptions(columns=["_acme"], max_inflight=2, batch_size=1_000)
+    opts = ReadOptions(columns=["_acme"], max_inflight=2, batch_size=1_000, unit_bytes=1)
     stream = iter_record_batches(source, opts)
     next(stream)
     time.sleep(0.5)  # a slow consumer: the reader must not run ahead of its window
@@ -72,7 +72,7 @@ def test_backpressure_with_a_slow_consumer(source: Source, emulator: Emulator) -
 
 def test_early_close_stops_requests(source: Source, emulator: Emulator) -> None:
     emulator.faults.add(Fault(kind="latency", delay=0.05, route="file", times=None))
-    stream = iter_record_batches(source, ReadOptions(max_inflight=2))
+    stream = iter_record_batches(source, ReadOptions(max_inflight=2, unit_bytes=1))
     next(stream)
     stream.close()
     time.sleep(0.2)

@@ -95,6 +95,7 @@ class Credentials:
             self._write(config)
         self._config: dict[str, Any] = config
         self._key = bytes.fromhex(config["signing_key"])
+        self._verified: dict[str, TokenClaims] = {}  # signature checks are the hot path
 
     def _write(self, config: dict[str, Any]) -> None:
         tmp = self._path.with_suffix(".tmp")
@@ -139,6 +140,19 @@ class Credentials:
 
     def verify(self, token: str) -> TokenClaims | None:
         """The claims of a valid, unexpired, unrevoked token; None otherwise."""
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._check_signature(token)
+            if claims is None:
+                return None
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            self._verified[token] = claims
+        if time.time() >= claims.expires_at or claims.issued_at < self._config["not_before"]:
+            return None
+        return claims
+
+    def _check_signature(self, token: str) -> TokenClaims | None:
         parts = token.split(".")
         if len(parts) != 3 or parts[0] != _TOKEN_PREFIX:
             return None
@@ -151,8 +165,6 @@ class Credentials:
                 str(claims["cid"]), str(claims["org"]), float(claims["iat"]), float(claims["exp"])
             )
         except (ValueError, KeyError, TypeError):
-            return None
-        if time.time() >= result.expires_at or result.issued_at < self._config["not_before"]:
             return None
         return result
 

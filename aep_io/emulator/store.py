@@ -105,6 +105,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        # Dataset files and physical files never change once added: cache the hot lookups.
+        self._dsf_cache: dict[str, DataSetFile] = {}
+        self._physical_cache: dict[tuple[str, str], PhysicalFile] = {}
+        self._batch_tenant: dict[str, Tenant] = {}
 
     def close(self) -> None:
         """Close the catalog database."""
@@ -148,6 +152,8 @@ class Store:
 
     def delete(self, kind: str, tenant: Tenant, obj_id: str) -> bool:
         """Delete an object; False when it did not exist for this tenant."""
+        if kind == "batch":
+            self._batch_tenant.pop(obj_id, None)
         with self._lock:
             cur = self._db.execute(
                 "DELETE FROM objects WHERE kind=? AND id=? AND org=? AND sandbox=?",
@@ -322,17 +328,27 @@ class Store:
 
     def dataset_file(self, tenant: Tenant, dsf_id: str) -> DataSetFile | None:
         """A dataset file, if its batch belongs to ``tenant``."""
-        rows = self._query(
-            "SELECT id, batch_id, parent_id, is_dir, created, records, size FROM dataset_files "
-            "WHERE id=?",
-            (dsf_id,),
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        if self.get("batch", tenant, r[1]) is None:
-            return None
-        return DataSetFile(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
+        dsf = self._dsf_cache.get(dsf_id)
+        if dsf is None:
+            rows = self._query(
+                "SELECT id, batch_id, parent_id, is_dir, created, records, size "
+                "FROM dataset_files WHERE id=?",
+                (dsf_id,),
+            )
+            if not rows:
+                return None
+            r = rows[0]
+            dsf = DataSetFile(r[0], r[1], r[2], bool(r[3]), r[4], r[5], r[6])
+            self._dsf_cache[dsf_id] = dsf
+        owner = self._batch_tenant.get(dsf.batch_id)
+        if owner is None:
+            rows = self._query(
+                "SELECT org, sandbox FROM objects WHERE kind='batch' AND id=?", (dsf.batch_id,)
+            )
+            if not rows:
+                return None
+            owner = self._batch_tenant[dsf.batch_id] = Tenant(rows[0][0], rows[0][1])
+        return dsf if owner == tenant else None
 
     def physical_files(
         self, dsf_id: str, *, start: int = 0, limit: int = 1_000_000
@@ -348,7 +364,14 @@ class Store:
 
     def physical_file(self, dsf_id: str, name: str) -> PhysicalFile | None:
         """One physical file by exact name."""
+        found = self._physical_cache.get((dsf_id, name))
+        if found is not None:
+            return found
         rows = self._query(
             "SELECT length, relpath FROM physical_files WHERE dsf_id=? AND name=?", (dsf_id, name)
         )
-        return PhysicalFile(dsf_id, name, rows[0][0], self.root / rows[0][1]) if rows else None
+        if not rows:
+            return None
+        found = PhysicalFile(dsf_id, name, rows[0][0], self.root / rows[0][1])
+        self._physical_cache[(dsf_id, name)] = found
+        return found

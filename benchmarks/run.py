@@ -1,0 +1,136 @@
+"""Run the benchmark suite: ``python -m benchmarks.run [--scale S] [--pairs N] [--only a,b]``.
+
+Every case runs in its own fresh process (whole-process wall time and peak RSS), alternating
+with its baseline, ``--pairs`` times; the table shows medians, min-max and the median of the
+per-pair ratios against the baseline measured in the same run. Results also go to JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.cases import CASES
+from benchmarks.data import dataset
+from benchmarks.servers import EmulatorProcess, NginxProcess
+
+console = Console(width=150)
+
+
+def _counters(env: dict[str, str]) -> dict[str, Any]:
+    from aep_io import AEPClient, Settings
+
+    with AEPClient(Settings.from_env(env)) as client:
+        return client.get_json(f"{env['AEP_PLATFORM_URL']}/_emulator/counters")
+
+
+def _run_case(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    before = _counters(ctx["env"])
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.cases", name, json.dumps(ctx)],
+                          capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    wall = time.perf_counter() - started
+    after = _counters(ctx["env"])
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"case {name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    result = json.loads(line[len("RESULT "):])
+    result["wall"] = wall
+    result["bytes"] = after["bytes_by_kind"].get("file", 0) - before["bytes_by_kind"].get(
+        "file", 0)
+    result["requests"] = after["requests_by_kind"].get("file", 0) - before[
+        "requests_by_kind"].get("file", 0)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="x 1M profiles (default 1)")
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each case and baseline")
+    parser.add_argument("--only", default="", help="comma-separated case groups")
+    parser.add_argument("--json", default="benchmarks/results.json", help="where to write")
+    args = parser.parse_args(argv)
+
+    meta = dataset(args.scale)
+    console.print(f"data: {meta['profiles']:,} profiles, {meta['bytes'] / 1e6:.1f} MB in "
+                  f"{len(meta['parts'])} parts (batch {meta['batch_id']})")
+    from aep_io.emulator.synthetic import SyntheticSpec, segment_ids
+
+    emulator = EmulatorProcess(meta["emulator_dir"])
+    nginx = None
+    try:
+        nginx = NginxProcess(str(Path(meta["parts"][0]).parent))
+    except FileNotFoundError as exc:
+        console.print(f"[yellow]skipping nginx baselines: {exc}[/]")
+    groups: dict[str, list[str]] = {}
+    for name in CASES:
+        group, variant = name.split(":")
+        if args.only and group not in args.only.split(","):
+            continue
+        if variant.endswith("nginx") and nginx is None:
+            continue
+        groups.setdefault(group, []).append(name)
+    report: dict[str, Any] = {"meta": meta, "pairs": args.pairs, "groups": {}}
+    try:
+        with tempfile.TemporaryDirectory(prefix="aep-bench-") as scratch:
+            ctx = {
+                "parts": meta["parts"], "batch_id": meta["batch_id"], "env": emulator.env(),
+                "nginx": nginx.url if nginx else None, "scratch": scratch,
+                "segment": segment_ids(SyntheticSpec(profiles=meta["profiles"]))["ups"][3],
+            }
+            for group, names in groups.items():
+                runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+                for i in range(args.pairs):
+                    order = names if i % 2 == 0 else list(reversed(names))
+                    for name in order:
+                        runs[name].append(_run_case(name, ctx))
+                report["groups"][group] = runs
+                _print_group(group, names, runs, meta["bytes"])
+    finally:
+        emulator.stop()
+        if nginx is not None:
+            nginx.stop()
+    Path(args.json).write_text(json.dumps(report, indent=2))
+    console.print(f"wrote {args.json}")
+    return 0
+
+
+def _print_group(group: str, names: list[str], runs: dict[str, list[dict[str, Any]]],
+                 total_bytes: int) -> None:
+    base = names[0]
+    table = Table(title=f"{group} (baseline: {base.split(':')[1]})")
+    for col in ("variant", "wall s (median, min-max)", "in-process s", "ratio (median)",
+                "peak RSS MB", "MB moved", "requests", "rows"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for name in names:
+        walls = [r["wall"] for r in runs[name]]
+        ratios = [r["wall"] / b["wall"] for r, b in zip(runs[name], runs[base], strict=True)]
+        inproc = statistics.median(r["seconds"] for r in runs[name])
+        rss = statistics.median(r["peak_rss_mb"] for r in runs[name])
+        moved = statistics.median(r["bytes"] for r in runs[name]) / 1e6
+        reqs = statistics.median(r["requests"] for r in runs[name])
+        table.add_row(
+            name.split(":")[1],
+            f"{statistics.median(walls):.2f} ({min(walls):.2f}-{max(walls):.2f})",
+            f"{inproc:.2f}",
+            f"{statistics.median(ratios):.2f}x",
+            f"{rss:.0f}",
+            f"{moved:.1f}" + (f" ({100 * moved * 1e6 / total_bytes:.0f}%)" if moved else ""),
+            f"{reqs:.0f}",
+            f"{runs[name][0]['rows']:,}",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
