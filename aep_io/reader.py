@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from aep_io.errors import AEPError
@@ -199,6 +198,8 @@ class _OpenFile:
         all_groups = list(range(self.metadata.num_row_groups))
         if flt is None:
             return all_groups
+        import pyarrow.dataset as pads  # imported only when a filter needs pruning
+
         try:
             fragment = pads.ParquetFileFormat().make_fragment(
                 pa.BufferReader(pa.py_buffer(self._map))
