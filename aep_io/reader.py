@@ -26,7 +26,7 @@ import logging
 import mmap
 import re
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aep_io.errors import AEPError
+from aep_io.errors import AEPError, IncompleteReadError
 from aep_io.sources import ScanFile, Source
 
 __all__ = [
@@ -317,15 +317,32 @@ def iter_record_batches(
         return
     pool = ThreadPoolExecutor(max_workers=opts.io_threads, thread_name_prefix="aep-read")
     cancel = threading.Event()
+    rows_by_batch: Counter[str] = Counter()
     try:
-        yield from _pipeline(files, opts, pool, cancel)
+        yield from _pipeline(files, opts, pool, cancel, rows_by_batch)
     finally:
         cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
+    if isinstance(source, Source) and opts.filter is None and opts.limit is None:
+        _check_record_counts(source, rows_by_batch)
+
+
+def _check_record_counts(source: Source, rows_by_batch: Counter[str]) -> None:
+    """After a complete read, every planned batch must have yielded Catalog's record count."""
+    for batch_id, expected in source.record_counts.items():
+        if rows_by_batch[batch_id] != expected:
+            raise IncompleteReadError(
+                f"batch {batch_id}: read {rows_by_batch[batch_id]:,} rows but Catalog records "
+                f"{expected:,}; the batch's file listing or files are incomplete"
+            )
 
 
 def _pipeline(
-    files: list[ScanFile], opts: ReadOptions, pool: ThreadPoolExecutor, cancel: threading.Event
+    files: list[ScanFile],
+    opts: ReadOptions,
+    pool: ThreadPoolExecutor,
+    cancel: threading.Event,
+    rows_by_batch: Counter[str],
 ) -> Iterator[pa.RecordBatch]:
     remaining = opts.limit
     footers: deque[Future[_OpenFile]] = deque()
@@ -425,6 +442,8 @@ def _pipeline(
                     dict.fromkeys(columns + sorted(_filter_columns(opts.filter, unit.file.schema)))
                 )
             table = unit.file.decode(unit.row_groups, read_cols)
+            if unit.file.file.batch_id is not None:
+                rows_by_batch[unit.file.file.batch_id] += table.num_rows
             unit.file.release(unit.ranges)
             if opts.filter is not None:
                 table = table.filter(opts.filter)

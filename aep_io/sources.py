@@ -82,6 +82,8 @@ class Source:
         self._lock = threading.Lock()
         self._files: list[ScanFile] | None = None
         self._aep_fs: AEPFileSystem | None = None
+        #: Catalog record counts of the batches planned by this source (checked after reads)
+        self.record_counts: dict[str, int] = {}
 
     @classmethod
     def of(
@@ -153,7 +155,12 @@ class Source:
             if self.batch_ids:
                 missing = [b for b in self.batch_ids if b not in fs._listings]
                 if missing:
-                    fs.add_files(plan(missing, client=fs.client).files, empty_batches=missing)
+                    planned = plan(missing, client=fs.client)
+                    fs.add_files(planned.files, empty_batches=missing)
+                    self.record_counts.update(
+                        {b.batch_id: b.record_count for b in planned.batches
+                         if b.record_count is not None}
+                    )
                 for batch in self.batch_ids:
                     out.extend(ScanFile(fs, f.path, f.size, f.batch_id)
                                for f in fs.batch_files(batch) if _is_data_file(f.name))

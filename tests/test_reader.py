@@ -183,3 +183,17 @@ def test_leaf_projection_reads_only_those_leaves(source: Source, emulator: Emula
     emulator.counters.reset()
     list(iter_record_batches(source, ReadOptions(columns=["segmentMembership"])))
     assert full_column > 0 and full_column < 0.5 * emulator.counters.bytes_sent("file")
+
+
+def test_record_count_is_checked_after_a_full_read(client: AEPClient, emulator: Emulator,
+                                                   export: ExportBatch) -> None:
+    from aep_io import IncompleteReadError
+
+    src = Source.of(export.batch_id, client=client)
+    src.files()
+    assert src.record_counts == {export.batch_id: export.record_count}
+    src.record_counts[export.batch_id] += 1  # as if the listing had missed a file
+    with pytest.raises(IncompleteReadError, match="Catalog records"):
+        list(iter_record_batches(src, ReadOptions(columns=["_acme"])))
+    # a filtered or limited read cannot be checked, and is not
+    assert list(iter_record_batches(src, ReadOptions(limit=3)))
