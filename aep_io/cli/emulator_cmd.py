@@ -43,6 +43,42 @@ def generate(
     )
 
 
+@app.command("load")
+def load(
+    data: Path = DATA_OPTION,
+    files: list[Path] | None = typer.Argument(
+        None, help="Profile files (parquet, or JSON objects one per line / in an array)."
+    ),
+    profiles: int = typer.Option(0, help="Generate this many synthetic profiles instead."),
+    seed: int = typer.Option(42, help="Random seed of the synthetic profiles."),
+    sandbox: str = typer.Option("prod", help="Sandbox of the default org to load into."),
+) -> None:
+    """Load the profile store that segment and export jobs work on (replaces it)."""
+    from aep_io.emulator import Emulator, Tenant
+    from aep_io.emulator.profiles import ProfileLoadError
+
+    if bool(profiles) == bool(files):
+        raise typer.BadParameter("give either --profiles N or profile FILE arguments")
+    if profiles < 0:
+        raise typer.BadParameter("--profiles must be at least 1")
+    started = time.perf_counter()
+    emulator = Emulator(data)
+    tenant = Tenant(emulator.default_tenant.org, sandbox)
+    try:
+        if profiles:
+            count = emulator.profiles.load_synthetic(tenant, profiles, seed=seed)
+        else:
+            count = emulator.profiles.load_files(tenant, files or [])
+    except ProfileLoadError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    finally:
+        emulator.close()
+    console.print(
+        f"loaded [bold]{count:,}[/] profiles into sandbox {sandbox} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
 @app.command("serve")
 def serve(
     data: Path = DATA_OPTION,

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from aep_io.emulator import catalog, data_access, ims
+from aep_io.emulator import catalog, data_access, ims, segmentation
 from aep_io.emulator.gateway import APIError, authenticate, problem
 from aep_io.emulator.traffic import ASGIApp, TrafficLayer
 
@@ -52,6 +52,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
             Mount("/ims", routes=ims.routes),
             Mount("/data/foundation/catalog", routes=catalog.routes),
             Mount("/data/foundation/export", routes=data_access.routes),
+            Mount("/data/core/ups", routes=segmentation.routes),
             Route("/_emulator/counters", _counters, methods=["GET"]),
         ],
         exception_handlers={

@@ -57,17 +57,30 @@ class Emulator:
         data_dir: directory for the catalog, files and credentials (created if missing).
         token_lifetime: seconds an IMS token stays valid (AEP: 86399).
         fault_seed: seed of the random generator deciding rate-based faults.
+        job_step_delay: minimum seconds a segment or export job stays in each state (so
+            clients see NEW and PROCESSING); tests set 0.
     """
 
     def __init__(
-        self, data_dir: str | Path, *, token_lifetime: float = 86399.0, fault_seed: int = 0
+        self,
+        data_dir: str | Path,
+        *,
+        token_lifetime: float = 86399.0,
+        fault_seed: int = 0,
+        job_step_delay: float = 0.2,
     ) -> None:
+        from aep_io.emulator.jobs import JobRunner
+        from aep_io.emulator.profiles import ProfileStore
+
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.data_dir)
         self.credentials = Credentials(self.data_dir, token_lifetime=token_lifetime)
         self.counters = Counters()
         self.faults = Faults(seed=fault_seed)
+        self.profiles = ProfileStore(self.data_dir / "profiles")
+        self.jobs = JobRunner(self.store)
+        self.job_step_delay = job_step_delay
         self._app: Any = None
 
     @property
@@ -96,7 +109,8 @@ class Emulator:
         return self._app
 
     def close(self) -> None:
-        """Release the catalog database."""
+        """Stop the background jobs (waiting for running ones) and release the catalog."""
+        self.jobs.close()
         self.store.close()
 
     # -- putting exports in ---------------------------------------------------------------------

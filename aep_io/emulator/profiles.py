@@ -1,0 +1,667 @@
+"""The emulator's profile store: the merged profiles segment jobs evaluate and export jobs write.
+
+Per tenant (IMS org + sandbox) it is a directory ``DIR/profiles/<org-hash>/<sandbox>/`` with
+
+* ``profiles.parquet``: one row per merged profile, the XDM columns (at least ``identityMap``;
+  ``segmentMembership`` is added when missing) plus internal columns ``_emulatorProfileId``
+  (int64, stable across rewrites) and ``_repo`` (``createDate``/``modifyDate``, the merged
+  update time that an export's ``fromIngestTimestamp`` compares with);
+* ``events.parquet``: the profiles' ExperienceEvents (``_emulatorProfileId``, ``_id``,
+  ``timestamp``, ``eventType``, ``commerce.order.priceTotal``, ``environment.browserDetails``
+  and the internal ingestion time ``_emulatorIngestTime``).
+
+Internal columns (``_repo`` and every ``_emulator*`` name) are never exported. Files are only
+ever replaced atomically (write a new file, fsync, rename), so a reader holding the old file
+keeps a consistent snapshot; writers of one tenant serialise on :meth:`ProfileStore.lock`.
+
+Example:
+    >>> import tempfile
+    >>> from aep_io.emulator.store import Tenant
+    >>> store = ProfileStore(tempfile.mkdtemp())
+    >>> store.load_synthetic(Tenant("ORG@AdobeOrg", "prod"), profiles=1_000, seed=1)
+    1000
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aep_io.emulator.store import Tenant
+
+__all__ = [
+    "EVENTS_SCHEMA",
+    "MEMBERSHIP_TYPE",
+    "ProfileLoadError",
+    "ProfileStore",
+    "is_internal",
+    "merge_membership",
+]
+
+PROFILE_ID = "_emulatorProfileId"
+INGEST_TIME = "_emulatorIngestTime"
+ROW_GROUP_ROWS = 65_536
+_TS = pa.timestamp("us", tz="UTC")
+REPO_TYPE = pa.struct([("createDate", _TS), ("modifyDate", _TS)])
+ENTRY_TYPE = pa.struct(
+    [("version", pa.string()), ("lastQualificationTime", _TS), ("validUntil", _TS),
+     ("status", pa.string())]
+)  # fmt: skip
+MEMBERSHIP_TYPE = pa.map_(pa.string(), pa.map_(pa.string(), ENTRY_TYPE))
+IDENTITY_TYPE = pa.map_(
+    pa.string(),
+    pa.list_(pa.struct([("id", pa.string()), ("authenticatedState", pa.string()),
+                        ("primary", pa.bool_())])),
+)  # fmt: skip
+EVENTS_SCHEMA = pa.schema(
+    [
+        (PROFILE_ID, pa.int64()),
+        ("_id", pa.string()),
+        ("timestamp", _TS),
+        ("eventType", pa.string()),
+        ("commerce", pa.struct([("order", pa.struct([("priceTotal", pa.float64())]))])),
+        ("environment", pa.struct(
+            [("browserDetails", pa.struct([("name", pa.string()), ("version", pa.string())]))]
+        )),
+        (INGEST_TIME, _TS),
+    ]
+)  # fmt: skip
+MEMBER_STATUSES = ("realized", "existing", "entering")
+
+_EVENT_TYPES = ("web.webpagedetails.pageViews", "commerce.productViews",
+                "commerce.productListAdds", "commerce.checkouts", "commerce.purchases",
+                "web.webinteraction.linkClicks")  # fmt: skip
+_EVENT_TYPE_P = (0.45, 0.2, 0.1, 0.07, 0.08, 0.1)
+_BROWSERS = (("Chrome", ("128.0", "129.0", "130.0")), ("Safari", ("17.5", "18.0", "18.1")),
+             ("Firefox", ("130.0", "131.0", "132.0")), ("Edge", ("129.0", "130.0", "131.0")))
+_BROWSER_P = (0.62, 0.2, 0.08, 0.1)
+_US_DAY = 86_400_000_000
+
+
+class ProfileLoadError(ValueError):
+    """Files that cannot become a profile store (no identityMap, wrong types, ...)."""
+
+
+def is_internal(name: str) -> bool:
+    """Whether a top-level column is the emulator's own (never exported, invisible to PQL)."""
+    return name == "_repo" or name.startswith("_emulator")
+
+
+def public_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` without internal columns."""
+    return pa.schema([f for f in schema if not is_internal(f.name)])
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success fsync it and rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+class ProfileStore:
+    """Per-tenant profile and event tables under ``root`` (``DIR/profiles``)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self._locks: dict[Tenant, threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    # -- where things are ------------------------------------------------------------------
+    def directory(self, tenant: Tenant) -> Path:
+        """The tenant's directory (not created)."""
+        org = hashlib.sha256(tenant.org.encode()).hexdigest()[:16]
+        return self.root / org / tenant.sandbox
+
+    def profiles_path(self, tenant: Tenant) -> Path:
+        return self.directory(tenant) / "profiles.parquet"
+
+    def events_path(self, tenant: Tenant) -> Path:
+        return self.directory(tenant) / "events.parquet"
+
+    def exists(self, tenant: Tenant) -> bool:
+        """Whether profiles were loaded for ``tenant``."""
+        return self.profiles_path(tenant).exists()
+
+    def lock(self, tenant: Tenant) -> threading.RLock:
+        """The lock writers (and jobs reading then writing) of ``tenant`` hold."""
+        with self._guard:
+            return self._locks.setdefault(tenant, threading.RLock())
+
+    def schema(self, tenant: Tenant) -> pa.Schema | None:
+        """The full profile schema (with internal columns), or None when nothing is loaded."""
+        path = self.profiles_path(tenant)
+        return pq.read_schema(path) if path.exists() else None
+
+    def events_schema(self, tenant: Tenant) -> pa.Schema:
+        path = self.events_path(tenant)
+        return pq.read_schema(path) if path.exists() else EVENTS_SCHEMA
+
+    def count(self, tenant: Tenant) -> int:
+        """Number of profiles (0 when nothing is loaded)."""
+        path = self.profiles_path(tenant)
+        return pq.read_metadata(path).num_rows if path.exists() else 0
+
+    def read(self, tenant: Tenant, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole profile table (for tests and tools)."""
+        return pq.read_table(self.profiles_path(tenant), columns=columns)
+
+    def read_events(self, tenant: Tenant) -> pa.Table:
+        path = self.events_path(tenant)
+        return pq.read_table(path) if path.exists() else EVENTS_SCHEMA.empty_table()
+
+    # -- loading ---------------------------------------------------------------------------
+    def load_synthetic(
+        self,
+        tenant: Tenant,
+        profiles: int = 100_000,
+        *,
+        seed: int = 42,
+        events_per_profile: float = 3.0,
+        now: datetime | None = None,
+    ) -> int:
+        """Replace the tenant's profiles with ``profiles`` synthetic ones (and their events).
+
+        ``now`` (default: the current UTC day) anchors qualification, update and event times.
+        Returns the number of profiles.
+        """
+        from aep_io.emulator.synthetic import SyntheticSpec, iter_record_batches, profile_schema
+
+        if profiles < 0:
+            raise ValueError("profiles must be >= 0")
+        now = now or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spec = SyntheticSpec(profiles=profiles, seed=seed, now=now)
+        schema = _with_internal(profile_schema(spec.tenant))
+        now_us = _us(now)
+        with self.lock(tenant):
+            self.directory(tenant).mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.profiles_path(tenant)) as tmp, _writer(tmp, schema) as writer:
+                start = 0
+                for batch in iter_record_batches(spec, batch_rows=ROW_GROUP_ROWS):
+                    n = batch.num_rows
+                    rng = np.random.default_rng([7, seed, start])
+                    created = now_us - rng.integers(0, 730 * _US_DAY, n)
+                    modified = created + (rng.random(n) * (now_us - created)).astype(np.int64)
+                    ids = pa.array(np.arange(start, start + n, dtype=np.int64))
+                    repo = pa.StructArray.from_arrays(
+                        [pa.array(created, _TS), pa.array(modified, _TS)], fields=list(REPO_TYPE)
+                    )
+                    writer.write_batch(
+                        pa.RecordBatch.from_arrays([*batch.columns, ids, repo], schema=schema)
+                    )
+                    start += n
+                if start == 0:
+                    writer.write_table(schema.empty_table())
+            self._write_events(tenant, _synthetic_events(profiles, seed, events_per_profile,
+                                                         now_us))  # fmt: skip
+        return profiles
+
+    def load_files(
+        self, tenant: Tenant, paths: Sequence[str | Path], *,
+        events: Sequence[str | Path] = (),
+    ) -> int:
+        """Replace the tenant's profiles with those in parquet or JSON ``paths``.
+
+        JSON files hold one object per line or one array of objects. Each file needs an
+        ``identityMap`` (map of namespace to a list of ``{id, authenticatedState, primary}``);
+        missing ``segmentMembership``, ``_emulatorProfileId`` and ``_repo`` columns are added.
+        ``events`` are optional event files (parquet/JSON, with ``_emulatorProfileId``).
+        Returns the number of profiles. Raises :class:`ProfileLoadError`.
+        """
+        if not paths:
+            raise ProfileLoadError("no profile files given")
+        tables = [_read_any(Path(p), profile=True) for p in paths]
+        try:
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ProfileLoadError(f"the files' schemas do not combine: {exc}") from None
+        table = normalize_profiles(table, now=datetime.now(UTC))
+        event_table = _normalize_events(
+            [_read_any(Path(p), profile=False) for p in events], table.column(PROFILE_ID)
+        )
+        with self.lock(tenant):
+            self.directory(tenant).mkdir(parents=True, exist_ok=True)
+            self.write_profiles(tenant, table)
+            self._write_events(tenant, event_table)
+        return table.num_rows
+
+    def update(self, tenant: Tenant, change: Callable[[pa.Table], pa.Table]) -> None:
+        """Rewrite the profiles as ``change(table)`` (atomically; internal columns kept)."""
+        with self.lock(tenant):
+            table = normalize_profiles(change(self.read(tenant)), now=datetime.now(UTC))
+            self.write_profiles(tenant, table)
+
+    def write_profiles(self, tenant: Tenant, table: pa.Table) -> None:
+        """Atomically replace the profile file with ``table`` (already normalised)."""
+        with self.lock(tenant):
+            self.directory(tenant).mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.profiles_path(tenant)) as tmp:
+                pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
+                               **parquet_options(table.schema))
+
+    def _write_events(self, tenant: Tenant, table: pa.Table) -> None:
+        with atomic_path(self.events_path(tenant)) as tmp:
+            pq.write_table(table, tmp, row_group_size=4 * ROW_GROUP_ROWS,
+                           **parquet_options(table.schema))
+
+    def rewrite_membership(
+        self,
+        tenant: Tenant,
+        rewrite: Callable[[pa.RecordBatch, int], pa.Array],
+        *,
+        commit: Callable[[], bool] = lambda: True,
+    ) -> bool:
+        """Stream the profiles, replace ``segmentMembership`` by ``rewrite(batch, first_row)``
+        and atomically swap the file in, unless ``commit()`` says no. Caller holds the lock."""
+        path = self.profiles_path(tenant)
+        meta = pq.read_metadata(path)
+        schema = pq.read_schema(path)
+        column = schema.get_field_index("segmentMembership")
+        starts = _excl_cumsum(np.array([meta.row_group(i).num_rows
+                                        for i in range(meta.num_row_groups)], dtype=np.int64))
+
+        def one(group: int) -> pa.Table:
+            # decoding, merging and encoding release the GIL: row groups overlap in threads
+            table = pq.ParquetFile(path).read_row_group(group).combine_chunks()
+            batch = table.to_batches()[0] if table.num_rows else schema.empty_table()
+            if isinstance(batch, pa.Table):
+                return batch
+            columns = list(batch.columns)
+            columns[column] = rewrite(batch, int(starts[group]))
+            return pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=schema)])
+
+        with atomic_path(path) as tmp:
+            with _writer(tmp, schema) as writer, ThreadPoolExecutor(2) as pool:
+                pending: list[Future[pa.Table]] = []
+                for group in range(meta.num_row_groups):
+                    pending.append(pool.submit(one, group))
+                    if len(pending) > 2:
+                        writer.write_table(pending.pop(0).result(), row_group_size=ROW_GROUP_ROWS)
+                for future in pending:
+                    writer.write_table(future.result(), row_group_size=ROW_GROUP_ROWS)
+                if meta.num_row_groups == 0:
+                    writer.write_table(schema.empty_table())
+            if not commit():
+                return False
+        return True
+
+
+# ---------------------------------------------------------------------------- normalising
+
+
+def _with_internal(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field(PROFILE_ID, pa.int64())).append(pa.field("_repo", REPO_TYPE))
+
+
+def _writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, **parquet_options(schema))
+
+
+def parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Writer options: snappy, dictionary pages for string columns only (random timestamps and
+    numbers gain nothing from a dictionary but cost time to try one)."""
+    key = schema.to_string(show_schema_metadata=False)
+    columns = _STRING_COLUMNS.get(key)
+    if columns is None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(schema.empty_table(), sink)
+        parquet_schema = pq.ParquetFile(pa.BufferReader(sink.getvalue())).schema
+        columns = [parquet_schema.column(i).path for i in range(len(parquet_schema))
+                   if parquet_schema.column(i).physical_type == "BYTE_ARRAY"]  # fmt: skip
+        _STRING_COLUMNS[key] = columns
+    return {"compression": "snappy", "use_dictionary": columns or False}
+
+
+_STRING_COLUMNS: dict[str, list[str]] = {}
+
+
+def _us(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _read_any(path: Path, *, profile: bool) -> pa.Table:
+    if not path.is_file():
+        raise ProfileLoadError(f"{path}: no such file")
+    if path.suffix.lower() in (".json", ".jsonl", ".ndjson"):
+        return _read_json(path, profile=profile)
+    try:
+        return pq.read_table(path)
+    except Exception as exc:
+        raise ProfileLoadError(f"{path}: not a readable parquet or JSON file ({exc})") from None
+
+
+def _read_json(path: Path, *, profile: bool) -> pa.Table:
+    text = path.read_text(encoding="utf-8")
+    try:
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise ProfileLoadError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ProfileLoadError(f"{path}: expected JSON objects (one per line, or an array)")
+    known = {"identityMap": IDENTITY_TYPE, "segmentMembership": MEMBERSHIP_TYPE, "_repo": REPO_TYPE,
+             "timestamp": _TS, INGEST_TIME: _TS}  # fmt: skip
+    if not profile:
+        known = {f.name: f.type for f in EVENTS_SCHEMA}
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    columns = {}
+    for name in names:
+        values = [_parse_times(r.get(name), known.get(name)) for r in rows]
+        try:
+            columns[name] = pa.array(values, type=known.get(name))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise ProfileLoadError(
+                f"{path}: field {name!r} has an unexpected shape: {exc}"
+            ) from None
+    return pa.table(columns) if columns else pa.table({"identityMap": pa.array([], IDENTITY_TYPE)})
+
+
+def _parse_times(value: Any, atype: pa.DataType | None) -> Any:
+    """ISO-8601 strings inside ``value`` → datetimes where ``atype`` has timestamps."""
+    if value is None or atype is None:
+        return value
+    if pa.types.is_timestamp(atype):
+        if isinstance(value, str):
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value
+    if isinstance(atype, pa.MapType) and isinstance(value, dict):
+        return {k: _parse_times(v, atype.item_type) for k, v in value.items()}
+    if pa.types.is_struct(atype) and isinstance(value, dict):
+        return {k: _parse_times(v, atype.field(k).type) if atype.get_field_index(k) >= 0 else v
+                for k, v in value.items()}  # fmt: skip
+    return value
+
+
+def normalize_profiles(table: pa.Table, *, now: datetime) -> pa.Table:
+    """Check a profile table and add the internal columns and ``segmentMembership`` if missing."""
+    if "identityMap" not in table.column_names:
+        raise ProfileLoadError(
+            "profiles need an identityMap column (map<namespace, list<{id, authenticatedState,"
+            f" primary}}>>); the files have: {', '.join(table.column_names) or 'no columns'}"
+        )
+    ident = table.schema.field("identityMap").type
+    if ident != IDENTITY_TYPE:
+        table = _cast_column(table, "identityMap", IDENTITY_TYPE)
+    n = table.num_rows
+    if "segmentMembership" not in table.column_names:
+        table = table.append_column("segmentMembership", pa.nulls(n, MEMBERSHIP_TYPE))
+    elif table.schema.field("segmentMembership").type != MEMBERSHIP_TYPE:
+        table = _cast_column(table, "segmentMembership", MEMBERSHIP_TYPE)
+    if PROFILE_ID in table.column_names:
+        ids = table.column(PROFILE_ID)
+        if not pa.types.is_integer(ids.type) or ids.null_count:
+            raise ProfileLoadError(f"{PROFILE_ID} must be a non-null integer column")
+        if pc.count_distinct(ids).as_py() != n:
+            raise ProfileLoadError(f"{PROFILE_ID} values must be unique")
+        table = _cast_column(table, PROFILE_ID, pa.int64())
+    else:
+        table = table.append_column(PROFILE_ID, pa.array(np.arange(n, dtype=np.int64)))
+    if "_repo" not in table.column_names:
+        stamp = pa.array(np.full(n, _us(now), dtype=np.int64), _TS)
+        repo = pa.StructArray.from_arrays([stamp, stamp], fields=list(REPO_TYPE))
+        table = table.append_column("_repo", repo)
+    elif table.schema.field("_repo").type != REPO_TYPE:
+        table = _cast_column(table, "_repo", REPO_TYPE)
+    # internal columns last, in a fixed order
+    public = [c for c in table.column_names if not is_internal(c)]
+    return table.select([*public, PROFILE_ID, "_repo"])
+
+
+def _cast_column(table: pa.Table, name: str, atype: pa.DataType) -> pa.Table:
+    try:
+        column = table.column(name).cast(atype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ProfileLoadError(
+            f"column {name} has type {table.schema.field(name).type}, expected {atype} ({exc})"
+        ) from None
+    return table.set_column(table.column_names.index(name), name, column)
+
+
+def _normalize_events(tables: list[pa.Table], profile_ids: pa.ChunkedArray) -> pa.Table:
+    if not tables:
+        return EVENTS_SCHEMA.empty_table()
+    table = pa.concat_tables(tables, promote_options="permissive")
+    if PROFILE_ID not in table.column_names:
+        raise ProfileLoadError(f"event files need a {PROFILE_ID} column naming their profile")
+    table = _cast_column(table, PROFILE_ID, pa.int64())
+    if not pc.all(pc.is_in(table.column(PROFILE_ID), value_set=profile_ids)).as_py():
+        raise ProfileLoadError(f"events reference {PROFILE_ID} values that no profile has")
+    if INGEST_TIME not in table.column_names:
+        source = table.column("timestamp") if "timestamp" in table.column_names else None
+        stamp = source.cast(_TS) if source is not None else pa.nulls(table.num_rows, _TS)
+        table = table.append_column(INGEST_TIME, stamp)
+    return table
+
+
+# ---------------------------------------------------------------------------- synthetic events
+
+
+def _hex_ids(values: np.ndarray) -> pa.StringArray:
+    """32-character lower-case hex strings of two mixed 64-bit words per value."""
+    from aep_io.emulator.synthetic import _mix64
+
+    lut = np.frombuffer(b"0123456789abcdef", np.uint8)
+    words = np.column_stack([_mix64(values), _mix64(values ^ np.uint64(0x9E3779B97F4A7C15))])
+    nibbles = np.empty((len(values), 32), np.uint8)
+    for col in range(16):
+        shift = np.uint64(60 - 4 * col)
+        nibbles[:, col] = lut[((words[:, 0] >> shift) & np.uint64(15)).astype(np.int64)]
+        nibbles[:, col + 16] = lut[((words[:, 1] >> shift) & np.uint64(15)).astype(np.int64)]
+    offsets = np.arange(0, 32 * (len(values) + 1), 32, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets),
+                                       pa.py_buffer(nibbles.reshape(-1)))  # fmt: skip
+
+
+def _synthetic_events(profiles: int, seed: int, mean: float, now_us: int) -> pa.Table:
+    rng = np.random.default_rng([11, seed])
+    counts = np.minimum(rng.poisson(mean, profiles), 12) if mean > 0 else np.zeros(profiles, int)
+    n = int(counts.sum())
+    pid = np.repeat(np.arange(profiles, dtype=np.int64), counts)
+    ts = now_us - rng.integers(0, 365 * _US_DAY, n)
+    order = np.lexsort((ts, pid))
+    ts = ts[order]
+    kind = np.searchsorted(np.cumsum(_EVENT_TYPE_P), rng.random(n) * 0.999999, side="right")
+    purchase = kind == _EVENT_TYPES.index("commerce.purchases")
+    price = np.round(rng.lognormal(4.0, 0.9, n), 2)
+    order_struct = pa.StructArray.from_arrays(
+        [pa.array(price, pa.float64())], fields=list(EVENTS_SCHEMA.field("commerce").type[0].type)
+    )
+    commerce = pa.StructArray.from_arrays(
+        [order_struct], fields=list(EVENTS_SCHEMA.field("commerce").type),
+        mask=pa.array(~purchase),
+    )
+    browser = np.searchsorted(np.cumsum(_BROWSER_P), rng.random(n) * 0.999999, side="right")
+    version = rng.integers(0, 3, n)
+    names = pa.array([b[0] for b in _BROWSERS]).take(browser)
+    versions = pa.array([v for b in _BROWSERS for v in b[1]]).take(browser * 3 + version)
+    details_type = EVENTS_SCHEMA.field("environment").type[0].type
+    details = pa.StructArray.from_arrays([names, versions], fields=list(details_type))
+    environment = pa.StructArray.from_arrays(
+        [details], fields=list(EVENTS_SCHEMA.field("environment").type)
+    )
+    ingest = np.minimum(ts + rng.integers(1_000_000, 6 * 3_600_000_000, n), now_us)
+    event_index = np.arange(n, dtype=np.uint64) + np.uint64(seed) * np.uint64(1 << 40)
+    return pa.Table.from_arrays(
+        [pa.array(pid), _hex_ids(event_index), pa.array(ts, _TS),
+         pa.array(_EVENT_TYPES).take(kind), commerce, environment, pa.array(ingest, _TS)],
+        schema=EVENTS_SCHEMA,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- membership merge
+
+
+def _entries(arr: pa.MapArray) -> tuple[np.ndarray, pa.Array, pa.Array]:
+    """(offsets from 0, keys, items) of a map array, honouring its slice offset."""
+    offsets = arr.offsets.to_numpy()
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    return offsets - lo, arr.keys.slice(lo, hi - lo), arr.items.slice(lo, hi - lo)
+
+
+def _excl_cumsum(counts: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def _rank_in_row(mask: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For entries sorted by row: per selected entry its rank within its row; per row counts."""
+    sel_rows = rows[mask]
+    counts = np.bincount(sel_rows, minlength=n)
+    rank = np.arange(len(sel_rows)) - _excl_cumsum(counts)[sel_rows]
+    return rank, counts
+
+
+def merge_membership(
+    membership: pa.Array,
+    qualifies: np.ndarray,
+    segment_ids: Sequence[str],
+    versions: Sequence[str],
+    valid_until_us: Sequence[int | None],
+    now_us: int,
+) -> tuple[pa.Array, np.ndarray]:
+    """The new ``segmentMembership`` of a batch after evaluating ``segment_ids``.
+
+    ``qualifies[row, j]`` says whether the row's profile qualifies for segment ``j`` now.
+    Per (profile, segment) the status code is 0 (no entry), 1 realized (newly in), 2 existing
+    (in before and now, qualification time kept), 3 exited (in before, not now), 4 unchanged
+    (an exited entry that stays exited). Entries land under the ``ups`` namespace key (any case
+    variant of it is folded into ``ups``); other namespaces are kept as they are.
+    Returns the new map array and the codes, shape ``(rows, segments)``.
+    """
+    n, k = qualifies.shape
+    outer_off, okeys, inner = _entries(membership)
+    valid = ~np.asarray(membership.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    inner_off, ikeys, items = _entries(inner)
+    e_out, e_in = len(okeys), len(ikeys)
+    row_of_outer = np.repeat(np.arange(n), np.diff(outer_off))
+    ups_outer = np.asarray(pc.equal(pc.utf8_lower(okeys), "ups").fill_null(False), dtype=bool)
+    cnt_in = np.diff(inner_off)
+    outer_of_inner = np.repeat(np.arange(e_out), cnt_in)
+    row_of_inner = row_of_outer[outer_of_inner]
+    ups_inner = ups_outer[outer_of_inner]
+    jidx = pc.index_in(ikeys, value_set=pa.array(list(segment_ids), pa.string()))
+    jidx = np.asarray(jidx.fill_null(-1), dtype=np.int64)
+    job_inner = ups_inner & (jidx >= 0)
+    prev = np.full((n, k), -1, dtype=np.int64)
+    job_pos = np.flatnonzero(job_inner)
+    prev[row_of_inner[job_pos], jidx[job_pos]] = job_pos
+    statuses = pc.utf8_lower(pc.struct_field(items, "status"))
+    was_in_entry = np.asarray(
+        pc.is_in(statuses, value_set=pa.array(MEMBER_STATUSES)).fill_null(False), dtype=bool
+    )
+    was_in = np.zeros((n, k), dtype=bool)
+    has_prev = prev >= 0
+    was_in[has_prev] = was_in_entry[prev[has_prev]]
+    codes = np.where(
+        qualifies, np.where(was_in, 2, 1), np.where(was_in, 3, np.where(has_prev, 4, 0))
+    ).astype(np.int8)
+
+    # new entries, in (row, segment) order
+    flat = np.flatnonzero(codes.reshape(-1))
+    nrow, nj = flat // k, flat % k
+    ncode = codes.reshape(-1)[flat]
+    new_items = _new_entries(items, prev[nrow, nj], ncode, nj, versions, valid_until_us, now_us)
+    new_keys = pa.array(list(segment_ids), pa.string()).take(pa.array(nj))
+
+    # destination of each inner entry: per row, ups entries kept, new entries, other namespaces
+    keep_ups = ups_inner & ~job_inner
+    rank_a, a = _rank_in_row(keep_ups, row_of_inner, n)
+    b = np.bincount(nrow, minlength=n)
+    rank_c, c = _rank_in_row(~ups_inner, row_of_inner, n)
+    base = _excl_cumsum(a + b + c)
+    order = np.empty(int(base[-1]), dtype=np.int64)
+    src_a = np.flatnonzero(keep_ups)
+    order[base[row_of_inner[src_a]] + rank_a] = src_a
+    rank_b = np.arange(len(flat)) - _excl_cumsum(b)[nrow]
+    order[base[nrow] + a[nrow] + rank_b] = e_in + np.arange(len(flat))
+    src_c = np.flatnonzero(~ups_inner)
+    rc = row_of_inner[src_c]
+    order[base[rc] + a[rc] + b[rc] + rank_c] = src_c
+    take = pa.array(order)
+    all_keys = pa.concat_arrays([ikeys.cast(pa.string()), new_keys]).take(take)
+    all_items = pa.concat_arrays([items, new_items]).take(take)
+
+    # outer entries: "ups" first (when it has entries), then the other namespaces in order
+    has_ups = (a + b) > 0
+    rank_o, c_out = _rank_in_row(~ups_outer, row_of_outer, n)
+    obase = _excl_cumsum(has_ups.astype(np.int64) + c_out)
+    total_out = int(obase[-1])
+    out_keys = np.empty(total_out, dtype=object)
+    out_counts = np.empty(total_out, dtype=np.int64)
+    ups_rows = np.flatnonzero(has_ups)
+    out_keys[obase[ups_rows]] = "ups"
+    out_counts[obase[ups_rows]] = (a + b)[ups_rows]
+    src_o = np.flatnonzero(~ups_outer)
+    ro = row_of_outer[src_o]
+    dest_o = obase[ro] + has_ups[ro] + rank_o
+    key_strings = okeys.cast(pa.string()).to_numpy(zero_copy_only=False)
+    out_keys[dest_o] = key_strings[src_o]
+    out_counts[dest_o] = cnt_in[src_o]
+    inner_map = pa.MapArray.from_arrays(
+        pa.array(_excl_cumsum(out_counts).astype(np.int32)), all_keys, all_items,
+        type=MEMBERSHIP_TYPE.item_type,
+    )
+    null = ~valid & (obase[1:] == obase[:-1])
+    result = pa.MapArray.from_arrays(
+        pa.array(obase.astype(np.int32)), pa.array(out_keys, pa.string()), inner_map,
+        type=MEMBERSHIP_TYPE, mask=pa.array(null) if null.any() else None,
+    )
+    return result, codes
+
+
+def _new_entries(
+    items: pa.Array, prev: np.ndarray, code: np.ndarray, seg: np.ndarray,
+    versions: Sequence[str], valid_until_us: Sequence[int | None], now_us: int,
+) -> pa.StructArray:
+    """Membership structs for the (row, segment) pairs with codes 1-4."""
+    base = items.take(pa.array(prev, mask=prev < 0))
+    keep = code == 4
+
+    def field(name: str) -> pa.Array:
+        if not len(base):
+            return pa.array([], ENTRY_TYPE.field(name).type)
+        return pc.struct_field(base, name)
+
+    version = pa.array(np.asarray(list(versions) or [""], dtype=object)[seg], pa.string())
+    version = pc.if_else(pa.array(keep), field("version"), version)
+    lqt = pc.if_else(pa.array((code == 2) | keep), field("lastQualificationTime"),
+                     pa.scalar(now_us, _TS))  # fmt: skip
+    limits = np.array([v if v is not None else -1 for v in valid_until_us] or [-1], np.int64)
+    until = limits[seg]
+    fresh = pa.array(until, _TS, mask=(until < 0) | (code == 3))
+    valid = pc.if_else(pa.array(keep), field("validUntil"), fresh)
+    names = np.array(["", "realized", "existing", "exited", ""], dtype=object)[code]
+    status = pc.if_else(pa.array(keep), field("status"), pa.array(names, pa.string()))
+    return pa.StructArray.from_arrays(
+        [version.cast(pa.string()), lqt.cast(_TS), valid.cast(_TS), status.cast(pa.string())],
+        fields=list(ENTRY_TYPE),
+    )
