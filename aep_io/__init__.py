@@ -76,6 +76,7 @@ _EXPORTS: dict[str, str] = {
     "RangeNotSatisfiableError": "aep_io.errors",
     "RateLimitError": "aep_io.errors",
     "read_arrow": "aep_io.arrow_io",
+    "read_batches": "aep_io.dask_io",
     "ReadOptions": "aep_io.reader",
     "register": "aep_io.duckdb_io",
     "RetryPolicy": "aep_io.retry",
@@ -100,6 +101,7 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from aep_io.arrow_io import read_arrow, to_arrow_batch_reader
+    from aep_io.dask_io import read_batches
     from aep_io.audience import AudienceExport, export_audience
     from aep_io.catalog import create_dataset, get_dataset
     from aep_io.client import AEPClient, Service
@@ -246,6 +248,7 @@ __all__ = [
     "plan",
     "plan_files",
     "read_arrow",
+    "read_batches",
     "register",
     "scan_batches",
     "scan_export_job",

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -120,22 +121,30 @@ def _describe(outcome: tenacity.Future | None) -> str:
     return f"HTTP {outcome.result().status_code}"
 
 
-def send_with_retry(
-    http: httpx.Client,
-    request: httpx.Request,
-    policy: RetryPolicy,
-    *,
-    idempotent: bool | None = None,
-    stream: bool = False,
-    on_retry: Callable[[int, str, float], None] | None = None,
-) -> httpx.Response:
-    """Send ``request``, retrying per ``policy``; return the final response (maybe an error one).
+def _attempt(http: httpx.Client, request: httpx.Request, stream: bool,
+             policy: RetryPolicy, idempotent: bool) -> httpx.Response:
+    response = http.send(request, stream=stream)
+    if stream and policy.should_retry_status(response.status_code, idempotent=idempotent):
+        response.read()  # small error body: needed for retryAfterMs and the error message
+    return response
 
-    Raises :class:`~aep_io.errors.TransportError` naming the URL, the attempts and the last cause
-    when every attempt failed at the transport level.
+
+def _engine(policy: RetryPolicy, idempotent: bool) -> tenacity.Retrying:
+    # ``sleep`` is not part of the policy's equality: key on it too
+    return _cached_engine(policy, policy.sleep, idempotent)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_engine(
+    policy: RetryPolicy, sleep: Callable[[float], None], idempotent: bool
+) -> tenacity.Retrying:
+    """One tenacity engine per (policy, idempotence), reused by every request.
+
+    Building a ``Retrying`` per request left a ``threading.local`` in a reference cycle for the
+    garbage collector each time; on Python 3.11 a collection during ``sys._current_frames()``
+    (Dask's profiler calls it) can deadlock (CPython gh-106883). Reused engines make no garbage.
+    The request travels in the call's arguments: ``(http, request, stream, policy, idempotent)``.
     """
-    if idempotent is None:
-        idempotent = request.method.upper() in IDEMPOTENT_METHODS
     backoff = tenacity.wait_random_exponential(
         multiplier=policy.initial_backoff, max=policy.max_backoff
     )
@@ -157,35 +166,29 @@ def send_with_retry(
         return policy.should_retry_status(outcome.result().status_code, idempotent=idempotent)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None
         if not state.outcome.failed:
             state.outcome.result().close()
-        cause = _describe(state.outcome)
-        delay = state.upcoming_sleep
+        request: httpx.Request = state.args[1]
         log.info(
             "%s %s: attempt %d gave %s; retrying in %.2fs",
-            request.method, request.url, state.attempt_number, cause, delay,
+            request.method, request.url, state.attempt_number, _describe(state.outcome),
+            state.upcoming_sleep,
         )
-        if on_retry is not None:
-            on_retry(state.attempt_number, cause, delay)
 
     def give_up(state: tenacity.RetryCallState) -> httpx.Response:
         outcome = state.outcome
         assert outcome is not None
         if outcome.failed:
             exc = outcome.exception()
+            request: httpx.Request = state.args[1]
             raise TransportError(
                 f"{request.method} {request.url} failed after {state.attempt_number} attempt(s) "
                 f"in {state.seconds_since_start:.1f}s; last cause: {type(exc).__name__}: {exc}"
             ) from exc
         return outcome.result()
 
-    def attempt() -> httpx.Response:
-        response = http.send(request, stream=stream)
-        if stream and policy.should_retry_status(response.status_code, idempotent=idempotent):
-            response.read()  # small error body: needed for retryAfterMs and the error message
-        return response
-
-    retrying = tenacity.Retrying(
+    return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.max_attempts)
         | tenacity.stop_before_delay(policy.max_total),
         wait=wait,
@@ -194,8 +197,25 @@ def send_with_retry(
         retry_error_callback=give_up,
         sleep=policy.sleep,
     )
+
+
+def send_with_retry(
+    http: httpx.Client,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    *,
+    idempotent: bool | None = None,
+    stream: bool = False,
+) -> httpx.Response:
+    """Send ``request``, retrying per ``policy``; return the final response (maybe an error one).
+
+    Raises :class:`~aep_io.errors.TransportError` naming the URL, the attempts and the last cause
+    when every attempt failed at the transport level.
+    """
+    if idempotent is None:
+        idempotent = request.method.upper() in IDEMPOTENT_METHODS
     try:
-        return retrying(attempt)
+        return _engine(policy, idempotent)(_attempt, http, request, stream, policy, idempotent)
     except httpx.TransportError as exc:  # not retryable (e.g. a POST whose body was sent)
         raise TransportError(
             f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -86,19 +87,60 @@ def query(
 
 def load(
     batches: list[str] = typer.Argument(..., help="Batch ids, aep:// paths or other URLs."),
-    duckdb_file: Path = typer.Option(..., "--duckdb", help="DuckDB database file to load into."),
+    duckdb_file: Path | None = typer.Option(
+        None, "--duckdb", help="DuckDB database file to load into (--engine duckdb)."
+    ),
     table: str = typer.Option("audience", help="Table to create (or append to)."),
     flatten: bool = typer.Option(
         False, help="Load flattened segmentMembership rows instead of profiles."
     ),
     namespace: str | None = typer.Option(None, help="With --flatten: keep only this namespace."),
-    replace: bool = typer.Option(False, help="Replace the table if it exists."),
+    replace: bool = typer.Option(
+        False, help="Replace the table (or, with --engine dask, the --to dataset) if it exists."
+    ),
+    engine: str = typer.Option(
+        "duckdb", help="duckdb: into a DuckDB file; dask: a parquet dataset written by Dask "
+        "workers (needs the dask extra: pip install 'aep_io\\[dask]')."
+    ),
+    to: str | None = typer.Option(
+        None, "--to", help="With --engine dask: the dataset directory, a path or fsspec URL."
+    ),
+    workers: int = typer.Option(2, help="With --engine dask: local worker processes."),
+    threads_per_worker: int = typer.Option(1, help="With --engine dask: threads per worker."),
+    scheduler: str | None = typer.Option(
+        None, help="With --engine dask: a running scheduler's address (tcp://host:8786) "
+        "instead of a local cluster."
+    ),
 ) -> None:
-    """Bulk-load export batches into a DuckDB database file, one file at a time.
+    """Bulk-load export batches into a DuckDB database file, or a parquet dataset with Dask.
 
-    DuckDB reads each parquet part itself through ``aep://`` (or the URL's filesystem), so
-    nested columns never go through Python objects.
+    With ``--engine duckdb`` (the default), DuckDB reads each parquet part itself through
+    ``aep://`` (or the URL's filesystem), one file at a time, so nested columns never go
+    through Python objects. With ``--engine dask``, the parts are read (and flattened) on the
+    workers of a local cluster (or ``--scheduler``) and written as ``--to``/part-NNNNN.parquet.
     """
+    if engine == "dask":
+        if duckdb_file is not None:
+            raise typer.BadParameter("--duckdb is for --engine duckdb; give --to with dask")
+        if to is None:
+            raise typer.BadParameter("--engine dask needs --to PATH_OR_URL")
+        _load_dask(batches, to, flatten=flatten, namespace=namespace, replace=replace,
+                   workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler)
+        return
+    if engine != "duckdb":
+        raise typer.BadParameter(f"--engine {engine!r}: use duckdb or dask")
+    if duckdb_file is None:
+        raise typer.BadParameter("--engine duckdb needs --duckdb FILE")
+    if to is not None or scheduler is not None:
+        raise typer.BadParameter("--to and --scheduler are for --engine dask")
+    _load_duckdb(batches, duckdb_file, table=table, flatten=flatten, namespace=namespace,
+                 replace=replace)
+
+
+def _load_duckdb(
+    batches: list[str], duckdb_file: Path, *, table: str, flatten: bool, namespace: str | None,
+    replace: bool,
+) -> None:
     import duckdb
 
     from aep_io.membership import flatten_sql
@@ -146,3 +188,91 @@ def load(
         f"{table}: {rows:,} rows in {duckdb_file} from {len(files)} files "
         f"({human_bytes(total)}) in {time.perf_counter() - started:.1f}s"
     )
+
+
+def _load_dask(
+    batches: list[str], to: str, *, flatten: bool, namespace: str | None, replace: bool,
+    workers: int, threads_per_worker: int, scheduler: str | None,
+) -> None:
+    import contextlib
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise typer.BadParameter(
+            "--engine dask needs Dask: pip install 'aep_io[dask]'"
+        ) from None
+    import fsspec
+    import pyarrow.dataset as pads
+
+    from aep_io.dask_io import local_cluster, read_batches
+    from aep_io.sources import Source
+
+    if workers < 1 or threads_per_worker < 1:
+        raise typer.BadParameter("--workers and --threads-per-worker must be at least 1")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:  # no --verbose
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    out_fs, root = fsspec.core.url_to_fs(to)
+    if out_fs.exists(root) and out_fs.ls(root, detail=False):
+        if not replace:
+            raise typer.BadParameter(f"--to {to} exists and is not empty; add --replace")
+        out_fs.rm(root, recursive=True)
+    started = time.perf_counter()
+    source = Source.of(batches)
+    files = source.files()  # planned here: workers never list
+    if not files:
+        raise typer.BadParameter("no parquet files to load")
+    total = sum(f.size for f in files)
+    ddf = read_batches(source, flatten=flatten, namespace=namespace)
+    write = ddf.to_parquet(
+        to, write_index=False, compute=False, name_function=lambda i: f"part-{i:05d}.parquet"
+    )
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            dask_client = stack.enter_context(Client(scheduler))
+        else:
+            cluster = stack.enter_context(
+                local_cluster(n_workers=workers, threads_per_worker=threads_per_worker)
+            )
+            dask_client = stack.enter_context(Client(cluster))
+        n_workers = len(dask_client.scheduler_info().get("workers", {}))
+        future = dask_client.compute(write)
+        _dask_progress(dask_client, future, f"load ({ddf.npartitions} partitions, "
+                                            f"{_plural(n_workers, 'worker')})")
+        future.result()
+    dataset = pads.dataset(root, filesystem=out_fs, format="parquet")
+    rows = dataset.count_rows()  # footers only
+    console.print(
+        f"{to}: {rows:,} {'membership rows' if flatten else 'profiles'} in "
+        f"{len(dataset.files)} parquet files from {len(files)} files ({human_bytes(total)}) "
+        f"on {_plural(n_workers, 'Dask worker')} in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _dask_progress(dask_client: object, future: object, label: str) -> None:
+    """A rich progress bar over the scheduler's task counts (returns when done or failed)."""
+    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+
+    try:
+        from distributed.diagnostics.progressbar import TextProgressBar
+    except ImportError:  # pragma: no cover - distributed moved it: no bar, same result
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("tasks"), TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        class _RichBar(TextProgressBar):
+            def _draw_bar(self, remaining: int, all: int, **kwargs: object) -> None:
+                progress.update(task, total=all, completed=all - remaining)
+
+            def _draw_stop(self, **kwargs: object) -> None:
+                pass
+
+        address = dask_client.scheduler.address  # type: ignore[attr-defined]
+        _RichBar([future], scheduler=address)
