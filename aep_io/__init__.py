@@ -101,10 +101,10 @@ _EXPORTS: dict[str, str] = {
 
 if TYPE_CHECKING:
     from aep_io.arrow_io import read_arrow, to_arrow_batch_reader
-    from aep_io.dask_io import read_batches
     from aep_io.audience import AudienceExport, export_audience
     from aep_io.catalog import create_dataset, get_dataset
     from aep_io.client import AEPClient, Service
+    from aep_io.dask_io import read_batches
     from aep_io.download import DownloadError, DownloadReport, download
     from aep_io.duckdb_io import register, to_duckdb
     from aep_io.errors import (
