@@ -44,9 +44,9 @@ _EXPORTS: dict[str, str] = {
     "create_export_job": "aep_io.export_jobs",
     "create_segment": "aep_io.segmentation",
     "create_segment_job": "aep_io.segmentation",
-    "download": "aep_io.download",
-    "DownloadError": "aep_io.download",
-    "DownloadReport": "aep_io.download",
+    "download": "aep_io.downloads",
+    "DownloadError": "aep_io.downloads",
+    "DownloadReport": "aep_io.downloads",
     "export_audience": "aep_io.audience",
     "ExportJob": "aep_io.export_jobs",
     "flatten_membership": "aep_io.membership",
@@ -83,7 +83,7 @@ _EXPORTS: dict[str, str] = {
     "scan_batches": "aep_io.polars_io",
     "scan_export_job": "aep_io.polars_io",
     "Secret": "aep_io.settings",
-    "segment_members": "aep_io.segment_members",
+    "segment_members": "aep_io.members",
     "SegmentDefinition": "aep_io.segmentation",
     "SegmentFilter": "aep_io.export_jobs",
     "SegmentJob": "aep_io.segmentation",
@@ -105,7 +105,7 @@ if TYPE_CHECKING:
     from aep_io.catalog import create_dataset, get_dataset
     from aep_io.client import AEPClient, Service
     from aep_io.dask_io import read_batches
-    from aep_io.download import DownloadError, DownloadReport, download
+    from aep_io.downloads import DownloadError, DownloadReport, download
     from aep_io.duckdb_io import register, to_duckdb
     from aep_io.errors import (
         AEPError,
@@ -141,6 +141,7 @@ if TYPE_CHECKING:
         wait_for_export_job,
     )
     from aep_io.filesystem import AEPFileSystem
+    from aep_io.members import segment_members
     from aep_io.membership import (
         audience_sizes,
         flatten_membership,
@@ -153,7 +154,6 @@ if TYPE_CHECKING:
     from aep_io.polars_io import scan_batches, scan_export_job
     from aep_io.reader import CorruptFileError, ReadOptions
     from aep_io.retry import RetryPolicy
-    from aep_io.segment_members import segment_members
     from aep_io.segmentation import (
         SegmentDefinition,
         SegmentJob,

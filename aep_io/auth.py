@@ -10,8 +10,8 @@ through :class:`AEPAuth` raises :class:`~aep_io.errors.UnsafeRedirectError`.
 
 Example:
     >>> from aep_io.settings import Settings
-    >>> auth = AEPAuth(Settings(client_id="id", org_id="O@AdobeOrg", access_token="t"))
-    >>> "t" in repr(auth)
+    >>> auth = AEPAuth(Settings(client_id="id", org_id="O@AdobeOrg", access_token="tok-42"))
+    >>> "tok-42" in repr(auth)
     False
 """
 

@@ -531,7 +531,8 @@ def read_batches(
 
     Example:
         >>> # ddf = read_batches("01JBATCH...", columns=["person", "_acme"])
-        >>> # ddf[ddf["_acme"].struct.field("loyaltyTier") == "gold"].shape[0].compute()
+        >>> # ddf = read_batches("01JBATCH...", filters=pc.field("_acme", "loyaltyTier") == "gold")
+        >>> # ddf.shape[0].compute()
     """
     dd = _dask()
     if isinstance(columns, str):

@@ -11,8 +11,11 @@ Exception tree::
     ├── TokenError (PermissionError)             IMS refused to issue a token
     ├── UnsafeRedirectError                      a link points away from the platform origin
     ├── TransportError (ConnectionError)         network failure after every retry
+    │   └── DownloadError                        a file download broke off too often
+    │                                            (``aep_io.downloads``)
     ├── IncompleteReadError (OSError)            a body shorter/longer than promised
     ├── BatchNotReadyError                       a batch is not in a readable status
+    ├── CorruptFileError                         not valid parquet (``aep_io.reader``)
     ├── JobError                                 a segment or export job did not succeed
     │   ├── JobNotFinishedError                  still NEW/PROCESSING where a result is needed
     │   ├── JobFailedError                       FAILED; carries the job's ``errors`` array

@@ -87,7 +87,7 @@ def wait_for(
         elapsed = time.monotonic() - started
         if timeout is not None and elapsed + delay > timeout:
             raise JobTimeoutError(
-                f"{kind} {job.id} still {status} after {elapsed:.0f}s (timeout {timeout:.0f}s); "
+                f"{kind} {job.id} still {status} after {elapsed:.1f}s (timeout {timeout:g}s); "
                 "it goes on running: wait again, or cancel it",
                 job_id=job.id, status=status, errors=job.errors,
             )

@@ -45,7 +45,7 @@ Three engines give identical rows (row order aside) on the same data:
 * :func:`flatten_membership` -- polars, lazy in / lazy out (eager in / eager out);
 * :func:`flatten_membership_arrow` -- pure pyarrow + numpy offsets arithmetic (fastest on
   data already in memory);
-* :func:`flatten_sql` / :func:`create_flatten_view` / :func:`create_flatten_macro` -- DuckDB
+* :func:`flatten_sql` / :func:`create_flatten_view` -- DuckDB
   SQL, so DuckDB reads the parquet itself.  DuckDB returns ``TIMESTAMP WITH TIME ZONE``;
   Arrow/polars label those with the session ``TimeZone`` (e.g. ``Etc/UTC``), the other two
   forms say ``UTC``: same instants.  The SQL unnests ``map_entries`` in the select list;
@@ -83,7 +83,6 @@ __all__ = [
     "CURRENT_STATUSES",
     "DEFAULT_IDENTITY_COLUMNS",
     "audience_sizes",
-    "create_flatten_macro",
     "create_flatten_view",
     "flatten_membership",
     "flatten_membership_arrow",
@@ -843,16 +842,6 @@ def _sql_ts(expr: str, t: pa.DataType | None, name: str) -> str:
     raise TypeError(f"membership field {name!r}: cannot read {t} as a timestamp")
 
 
-def _sql_ts_generic(expr: str) -> str:
-    """Type-generic conversion for the table macro (``typeof`` is folded at bind time)."""
-    return (
-        f"CASE typeof({expr}) WHEN 'VARCHAR' THEN "
-        f"{_sql_ts_from_string(f'CAST({expr} AS VARCHAR)')} "
-        f"WHEN 'TIMESTAMP WITH TIME ZONE' THEN TRY_CAST({expr} AS TIMESTAMPTZ) "
-        f"ELSE timezone('UTC', TRY_CAST({expr} AS TIMESTAMP)) END"
-    )
-
-
 def _sql_primary_ids(expr: str, t: pa.DataType) -> str:
     """List of {namespace, id, primary} over all non-null identity items, in map order."""
     ents, k, v, _ = _sql_entries(expr, t)
@@ -1047,93 +1036,6 @@ def create_flatten_view(
     )
     con.execute(f"CREATE OR REPLACE VIEW {_qi(view_name)} AS {sql}")
     return view_name
-
-
-def create_flatten_macro(
-    con: duckdb.DuckDBPyConnection,
-    name: str = "flatten_membership",
-    *,
-    column: str = "segmentMembership",
-    identity_map: str = "identityMap",
-) -> str:
-    """Create a DuckDB table macro ``name(tbl, namespace := NULL, keep_empty := false)``.
-
-    ``tbl`` is a table or view *name* (string; DuckDB's ``query_table``), e.g.
-    ``SELECT * FROM flatten_membership('profiles', namespace := 'ups')``.  To read files,
-    create a view over ``read_parquet`` first (or use :func:`create_flatten_view`).
-    The macro is schema-agnostic, so compared with :func:`flatten_sql` it: only emits the
-    primary identity (``identity_namespace``, ``identity_id``); needs ``MAP`` columns (not
-    ``list<struct>``) and the four standard membership fields; keeps extra struct fields
-    under their stored names (no snake-casing).  Timestamp conversion is the same (string,
-    naive and zoned timestamps; dispatch on ``typeof`` is folded at bind time).
-
-    Example::
-
-        create_flatten_macro(con)
-        con.sql("SELECT * FROM flatten_membership('profiles', keep_empty := true)").pl()
-    """
-    ids = _sql_primary_ids_generic(f"__aep_src.{_qi(identity_map)}")
-    mem = _sx(f"{_P}seg", "value")
-    std = ("status", "version", "lastQualificationTime", "validUntil")
-    sql = f"""
-CREATE OR REPLACE MACRO {_qi(name)}(tbl, namespace := NULL, keep_empty := false) AS TABLE
-SELECT
-  {_sx(f"{_P}pid", "namespace")} AS identity_namespace,
-  {_sx(f"{_P}pid", "id")} AS identity_id,
-  {_P}namespace AS namespace,
-  {_P}segment_id AS segment_id,
-  CAST({_P}status AS VARCHAR) AS status,
-  CAST({_P}version AS VARCHAR) AS version,
-  {_sql_ts_generic(f"{_P}lqt")} AS last_qualification_time,
-  {_sql_ts_generic(f"{_P}vu")} AS valid_until,
-  COLUMNS(lambda c: c NOT IN ({", ".join(_ql(f) for f in std)})
-                    AND NOT starts_with(c, '{_P}'))
-FROM (
-  SELECT
-    {_P}pid,
-    {_sx(f"{_P}ns", "key")} AS {_P}namespace,
-    {_sx(f"{_P}seg", "key")} AS {_P}segment_id,
-    {_sx(mem, "status")} AS {_P}status,
-    {_sx(mem, "version")} AS {_P}version,
-    {_sx(mem, "lastQualificationTime")} AS {_P}lqt,
-    {_sx(mem, "validUntil")} AS {_P}vu,
-    unnest({mem})
-  FROM (
-    SELECT {_P}pid, {_P}ns, unnest(CASE WHEN {_P}ns IS NULL THEN [NULL]
-                                   ELSE map_entries({_sx(f"{_P}ns", "value")}) END) AS {_P}seg
-    FROM (
-      SELECT {_P}pid, unnest(CASE WHEN keep_empty AND coalesce(len({_P}l), 0) = 0 THEN [NULL]
-                                  ELSE {_P}l END) AS {_P}ns
-      FROM (
-        SELECT {_PICK_PRIMARY} AS {_P}pid,
-               list_filter(map_entries({_P}sm), lambda __e:
-                   (namespace IS NULL OR lower(__e.key) = lower(namespace))
-                   AND coalesce(cardinality(__e.value), 0) > 0) AS {_P}l
-        FROM (
-          SELECT __aep_src.{_qi(column)} AS {_P}sm, {ids} AS {_P}ids
-          FROM query_table(tbl) AS __aep_src
-        ) AS __aep_l0
-      ) AS __aep_p
-    ) AS __aep_l1
-  ) AS __aep_l2
-) AS __aep_q
-"""
-    con.execute(sql)
-    return name
-
-
-def _sql_primary_ids_generic(expr: str) -> str:
-    return (
-        f"flatten(list_transform(map_entries({expr}), lambda __e: list_transform("
-        f"list_filter(__e.value, lambda __i: __i IS NOT NULL), "
-        f"lambda __i: {{'namespace': __e.key, 'id': __i.id, "
-        f"'primary': coalesce(__i.primary, false)}})))"
-    )
-
-
-# --------------------------------------------------------------------------------------
-# helpers (polars)
-# --------------------------------------------------------------------------------------
 
 
 def _lazy(frame: pl.DataFrame | pl.LazyFrame | pa.Table) -> tuple[pl.LazyFrame, bool]:

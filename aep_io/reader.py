@@ -15,7 +15,8 @@ Errors in any fetch reach the consumer, naming the file. Closing the stream earl
 ``limit`` rows) cancels what is pending and sends no further request.
 
 Example:
-    >>> # reader = to_record_batch_reader(Source.of(["01JBATCH..."]), columns=["identityMap"])
+    >>> # reader = to_record_batch_reader(Source.of(["01JBATCH..."]),
+    >>> #                                 ReadOptions(columns=["identityMap"]))
     >>> # for batch in reader: ...
 """
 

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+import os
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -111,7 +113,7 @@ class Source:
                 batch_ids.append(item[len("aep://") :].strip("/"))
             elif item.startswith("aep://") or filesystem is not None:
                 urls.append(item)
-            elif looks_like_batch_id(item):
+            elif looks_like_batch_id(item) and not os.path.exists(item):
                 batch_ids.append(item)
             else:
                 urls.append(item)
@@ -185,7 +187,7 @@ class Source:
         elif self._filesystem is not None:
             fs, path = self._filesystem, self._filesystem._strip_protocol(url)
         else:
-            fs, path = fsspec.core.url_to_fs(url, **self._storage_options)
+            fs, path = fsspec.core.url_to_fs(url, **_no_read_ahead(url, self._storage_options))
         if _GLOB_CHARS.search(path):
             found = fs.glob(path, detail=True)
             infos = [found[p] for p in sorted(found)]
@@ -204,6 +206,26 @@ class Source:
             for i in infos
             if i.get("type", "file") == "file"
         ]
+
+
+def _no_read_ahead(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` plus ``default_cache_type="none"`` for filesystems that take it.
+
+    The reader core fetches exact ranges with ``cat_file`` (no cache involved), but pyarrow
+    datasets (``to_duckdb``) read through ``fs.open``, and s3fs (like adlfs and gcsfs) opens files
+    with a read-ahead cache of ``default_block_size`` (s3fs: 50 MB): a two-column query would
+    move whole parts. Without a cache, every read is one ranged GET of the bytes asked for,
+    as through ``aep://``. A ``default_cache_type`` given by the caller is kept.
+    """
+    if "default_cache_type" in options or "::" in url:
+        return options
+    protocol = url.split("://", 1)[0] if "://" in url else "file"
+    try:
+        cls = fsspec.get_filesystem_class(protocol)
+        takes = "default_cache_type" in inspect.signature(cls.__init__).parameters
+    except (ImportError, ValueError, TypeError):
+        return options  # unknown protocol: fsspec reports it when building the filesystem
+    return {**options, "default_cache_type": "none"} if takes else options
 
 
 def _is_data_file(name: str) -> bool:

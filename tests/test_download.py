@@ -25,7 +25,7 @@ from aep_io import (
     plan_files,
 )
 from aep_io.cli import main
-from aep_io.download import (
+from aep_io.downloads import (
     DownloadError,
     body_span,
     download,

@@ -15,7 +15,6 @@ from polars.testing import assert_frame_equal
 
 from aep_io.membership import (
     audience_sizes,
-    create_flatten_macro,
     create_flatten_view,
     flatten_membership,
     flatten_membership_arrow,
@@ -581,13 +580,6 @@ def test_duckdb_view_and_macro(tmp_path: Path) -> None:
     # a table name needs the caller's connection for the schema
     with pytest.raises(ValueError, match="con="):
         flatten_sql("profiles")
-
-    assert create_flatten_macro(con) == "flatten_membership"
-    macro = con.sql("SELECT * FROM flatten_membership('profiles', keep_empty := true)").pl()
-    assert macro.columns[-1] == "mergePolicyId"  # the macro keeps stored names
-    assert_same(macro.rename({"mergePolicyId": "merge_policy_id"}), ref)
-    ups = con.sql("SELECT * FROM flatten_membership('profiles', namespace := 'UPS')").pl()
-    assert_same(ups.rename({"mergePolicyId": "merge_policy_id"}), expected(EXPECTED_UPS))
 
 
 def test_errors() -> None:

@@ -16,7 +16,7 @@ def test_library_core_never_imports_the_emulator() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, aep_io, aep_io.polars_io, aep_io.duckdb_io, aep_io.download;"
+    code = ("import sys, aep_io, aep_io.polars_io, aep_io.duckdb_io, aep_io.downloads;"
             "print(any(m.startswith('aep_io.emulator') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

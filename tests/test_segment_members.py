@@ -7,7 +7,7 @@ import polars as pl
 from aep_io import AEPClient, flatten_membership, scan_batches
 from aep_io.emulator import Emulator, ExportBatch
 from aep_io.emulator.synthetic import SyntheticSpec, segment_ids
-from aep_io.segment_members import segment_members
+from aep_io.members import segment_members
 
 
 def test_members_match_the_full_flatten(client: AEPClient, export: ExportBatch,

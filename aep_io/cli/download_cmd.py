@@ -17,8 +17,8 @@ from rich.progress import (
 
 from aep_io.cli.common import console, err_console, human_bytes
 from aep_io.client import AEPClient
-from aep_io.download import DownloadReport, present_bytes
-from aep_io.download import download as download_files
+from aep_io.downloads import DownloadReport, present_bytes
+from aep_io.downloads import download as download_files
 from aep_io.errors import AEPError
 from aep_io.planning import plan_files
 

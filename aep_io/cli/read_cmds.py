@@ -77,8 +77,15 @@ def query(
         return
     result = relation.to_arrow_table()
     if csv is not None:
+        import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        nested = [f.name for f in result.schema if pa.types.is_nested(f.type)]
+        if nested:
+            raise typer.BadParameter(
+                f"CSV cannot hold nested columns ({', '.join(nested)}): select scalar fields, "
+                "e.g. homeAddress.countryCode, or flatten them in the query"
+            )
         pacsv.write_csv(result, csv)
         console.print(f"wrote {result.num_rows:,} rows to {csv}")
         return

@@ -1,4 +1,5 @@
-"""A local Adobe Experience Platform: IMS, Catalog and Data Access over real HTTP.
+"""A local Adobe Experience Platform over real HTTP: IMS, Segmentation (segment definitions
+with PQL evaluated by DuckDB, segment jobs, export jobs), Catalog and Data Access.
 
 The library core never imports this package; the CLI and the tests start it. Point aep_io at it
 by URL exactly as at AEP (``AEP_PLATFORM_URL`` and ``AEP_IMS_URL``).

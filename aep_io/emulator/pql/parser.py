@@ -515,13 +515,21 @@ def parse_pql(text: str) -> Node:
     """Parse PQL ``text`` into an AST; raise :class:`PQLSyntaxError` if it is not valid PQL."""
     if not isinstance(text, str):
         raise TypeError(f"PQL text must be a str, got {type(text).__name__}")
+    # Errors are raised outside the ``except`` blocks: an exception raised inside one keeps the
+    # lark exception as ``__context__``, and pickling helpers that carry the context along
+    # (tblib, installed by distributed) then fail on lark's parser state.
+    error: PQLError | None = None
     try:
         tree = _lark().parse(text)
     except (UnexpectedCharacters, LarkUnexpectedToken, UnexpectedEOF) as exc:
-        raise _syntax_error(exc, text) from None
+        error = _syntax_error(exc, text)
+    if error is not None:
+        raise error
     try:
         return _ToAST(text).transform(tree)
     except VisitError as exc:
-        if isinstance(exc.orig_exc, PQLError):
-            raise exc.orig_exc from None
-        raise
+        if not isinstance(exc.orig_exc, PQLError):
+            raise
+        error = exc.orig_exc
+    error.__context__ = None
+    raise error

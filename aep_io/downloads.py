@@ -50,7 +50,7 @@ __all__ = [
     "present_bytes",
 ]
 
-log = logging.getLogger("aep_io.download")
+log = logging.getLogger("aep_io.downloads")
 
 DEFAULT_CHUNK_SIZE = 8 * 2**20
 DEFAULT_MAX_RESUMES = 5
