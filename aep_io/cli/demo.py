@@ -8,11 +8,16 @@
 5. print audience sizes per segment and status, a sample of flattened rows, the bytes read
    and the time per step.
 
+With ``--s3`` the emulator also delivers the exports to a dataset-export destination: an S3
+bucket on a loopback S3 server (moto's server mode, a development dependency), and the demo
+reads the same audience sizes back from ``s3://`` to compare rows and bytes.
+
 Everything goes over HTTP exactly as it would at AEP: only the URLs differ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,15 +59,36 @@ def demo(
     data: Path | None = typer.Option(
         None, help="Emulator data directory (a temporary one by default)."
     ),
+    s3: bool = typer.Option(False, "--s3", help="Also deliver the exports to S3 (moto on "
+                            "loopback) and read them back from s3://."),
 ) -> None:
     """Run the end-to-end demo against a local emulator (no network beyond loopback)."""
     if profiles < 1:
         raise typer.BadParameter("--profiles must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="aep-io-demo-") as tmp:
-        _run(profiles, data or Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="aep-io-demo-") as tmp, _s3_server(s3) as bucket:
+        _run(profiles, data or Path(tmp), bucket)
 
 
-def _run(profiles: int, data: Path) -> None:
+@contextlib.contextmanager
+def _s3_server(wanted: bool) -> Any:
+    if not wanted:
+        yield None
+        return
+    from aep_io.emulator.s3 import _require_moto, moto_s3
+
+    try:
+        _require_moto()
+        import s3fs  # noqa: F401 - reading s3:// needs it
+    except ImportError as exc:
+        raise typer.BadParameter(f"{exc} (s3fs: pip install 'aep_io[s3]')",
+                                 param_hint="--s3") from None
+    with moto_s3("aep-io-demo") as endpoint:
+        console.print(f"S3 API (moto) serving bucket {endpoint.bucket} on "
+                      f"{endpoint.endpoint_url} (loopback only)")
+        yield endpoint
+
+
+def _run(profiles: int, data: Path, s3: Any = None) -> None:
     import polars as pl
 
     from aep_io import (
@@ -75,6 +101,7 @@ def _run(profiles: int, data: Path) -> None:
         create_segment_job,
         flatten_membership,
         flatten_sql,
+        scan_batches,
         scan_export_job,
         to_duckdb,
         wait_for_export_job,
@@ -83,7 +110,7 @@ def _run(profiles: int, data: Path) -> None:
     from aep_io.emulator import Emulator, EmulatorServer
 
     steps = _Steps()
-    emulator = Emulator(data)
+    emulator = Emulator(data, s3_destination=s3.destination("aep-demo") if s3 else None)
     steps.run(
         f"load {profiles:,} synthetic profiles into the emulator's profile store",
         lambda: emulator.profiles.load_synthetic(emulator.default_tenant, profiles=profiles),
@@ -132,9 +159,9 @@ def _run(profiles: int, data: Path) -> None:
                     emulator.counters.requests("file")
             return run
 
-        def polars_sizes() -> pl.DataFrame:
-            lf = scan_export_job(job_all, client=client).select("identityMap",
-                                                                "segmentMembership")
+        def polars_sizes(lf: pl.LazyFrame | None = None) -> pl.DataFrame:
+            lf = (lf if lf is not None else scan_export_job(job_all, client=client)).select(
+                "identityMap", "segmentMembership")
             return (audience_sizes(lf, namespace="ups").filter(pl.col("segment_id").is_in(ids))
                     .collect().sort("segment_id", "status"))
 
@@ -143,6 +170,15 @@ def _run(profiles: int, data: Path) -> None:
             measured(polars_sizes),
             lambda r: f"{human_bytes(r[1])} read in {r[2]} range requests",
         )
+        if s3 is not None:
+            url = emulator.destinations.for_job(job_all.id)[0].glob
+            s3.traffic.reset()
+            same = polars_sizes(scan_batches(url, storage_options=s3.storage_options()))
+            console.print(f"[green]✓[/] {url}: audience sizes "
+                          f"{'identical' if same.equals(sizes) else '[red]DIFFERENT[/]'} to "
+                          f"aep://; {human_bytes(s3.traffic.object_bytes())} in "
+                          f"{len(s3.traffic.object_gets())} ranged GETs (aep://: "
+                          f"{human_bytes(sizes_bytes)} in {sizes_requests})")
 
         def sample() -> pl.DataFrame:
             lf = scan_export_job(job_each, client=client).select("identityMap",

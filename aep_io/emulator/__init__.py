@@ -15,6 +15,7 @@ Example:
 
 from aep_io.emulator.core import Emulator, ExportBatch
 from aep_io.emulator.credentials import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+from aep_io.emulator.destinations import S3Destination
 from aep_io.emulator.faults import Fault
 from aep_io.emulator.server import EmulatorServer
 from aep_io.emulator.store import Tenant
@@ -27,5 +28,6 @@ __all__ = [
     "EmulatorServer",
     "ExportBatch",
     "Fault",
+    "S3Destination",
     "Tenant",
 ]

@@ -28,6 +28,7 @@ from aep_io.emulator.credentials import (
     DEFAULT_ORG_ID,
     Credentials,
 )
+from aep_io.emulator.destinations import Destinations, S3Destination
 from aep_io.emulator.faults import Faults
 from aep_io.emulator.store import Store, Tenant
 
@@ -59,6 +60,9 @@ class Emulator:
         fault_seed: seed of the random generator deciding rate-based faults.
         job_step_delay: minimum seconds a segment or export job stays in each state (so
             clients see NEW and PROCESSING); tests set 0.
+        s3_destination: also deliver every export job's parts to this S3 bucket, as an AEP
+            dataset-export destination does (more with ``destinations.add``; see
+            :mod:`.destinations`).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Emulator:
         token_lifetime: float = 86399.0,
         fault_seed: int = 0,
         job_step_delay: float = 0.2,
+        s3_destination: S3Destination | None = None,
     ) -> None:
         from aep_io.emulator.jobs import JobRunner
         from aep_io.emulator.profiles import ProfileStore
@@ -81,6 +86,9 @@ class Emulator:
         self.profiles = ProfileStore(self.data_dir / "profiles")
         self.jobs = JobRunner(self.store)
         self.job_step_delay = job_step_delay
+        self.destinations = Destinations(self.store)
+        if s3_destination is not None:
+            self.destinations.add(s3_destination)
         self._app: Any = None
 
     @property

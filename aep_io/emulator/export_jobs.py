@@ -499,6 +499,8 @@ def run_job(emulator: Emulator, tenant: Tenant, key: str) -> None:
         for batch_id, _ in batches:
             emulator.store.finish_batch(tenant, batch_id)
         metrics["aCPDatasetWriteTime"] = time_block(write_started)
+        # dataset-export destinations (S3) get the parts before the job reads SUCCEEDED
+        emulator.destinations.deliver(tenant, job, [batch_id for batch_id, _ in batches])
         metrics["totalExportedProfileCounter"] = exported
         metrics["exportedProfileByNamespaceCounter"] = dict(sorted(counts.items()))
         runner.sleep(delay - (now_ms() - started) / 1000)
