@@ -22,15 +22,19 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import logging
 import mmap
 import re
+import sys
 import threading
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -137,6 +141,21 @@ def _leaf_owner(schema: pa.Schema) -> list[str]:
     return owners
 
 
+@functools.cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+    except OSError:
+        return None
+
+
+def _dont_need(address: int, length: int) -> None:
+    """Give pages back to the OS (``madvise(MADV_DONTNEED)``); a no-op off Linux."""
+    libc = _libc()
+    if libc is not None:
+        libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), 4)  # MADV_DONTNEED
+
+
 class _OpenFile:
     """One file being read: its sparse buffer, metadata and pruned row groups."""
 
@@ -151,8 +170,11 @@ class _OpenFile:
         self.size = f.size or int(f.fs.size(f.path))
         if self.size < 12:
             raise CorruptFileError(f"{f.display}: {self.size} bytes is too small for parquet")
-        self._map = mmap.mmap(-1, self.size)
-        self.view = memoryview(self._map)
+        # A file-sized buffer owned by Arrow (its pages are only committed where bytes are
+        # written). Not an mmap wrapped with py_buffer: that ties a C++ buffer to a Python
+        # object, and freeing it during interpreter teardown aborted the process.
+        self._buffer = pa.allocate_buffer(self.size)
+        self.view = memoryview(self._buffer).cast("B")
         tail = min(self.size, footer_guess)
         _read_into(f, self.size - tail, self.view[self.size - tail :], slots)
         self.filled_from = self.size - tail  # bytes from here to the end are already here
@@ -167,7 +189,7 @@ class _OpenFile:
             self.filled_from = start
         self.footer_start = self.size - footer_len - 8
         try:
-            self.parquet = pq.ParquetFile(pa.BufferReader(pa.py_buffer(self._map)))
+            self.parquet = pq.ParquetFile(pa.BufferReader(self._buffer))
         except (pa.ArrowException, OSError) as exc:
             raise CorruptFileError(f"{f.display}: unreadable parquet footer: {exc}") from None
         self.metadata = self.parquet.metadata
@@ -203,7 +225,7 @@ class _OpenFile:
 
         try:
             fragment = pads.ParquetFileFormat().make_fragment(
-                pa.BufferReader(pa.py_buffer(self._map))
+                pa.BufferReader(self._buffer)
             )
             return [rg.id for rg in fragment.subset(filter=flt).row_groups]
         except (pa.ArrowException, TypeError, ValueError) as exc:
@@ -247,13 +269,12 @@ class _OpenFile:
 
     def release(self, ranges: list[tuple[int, int]]) -> None:
         """Give the pages of decoded ranges back to the OS."""
-        if not hasattr(self._map, "madvise"):
-            return
+        base = self._buffer.address
         for start, end in ranges:
-            lo = -(-start // _PAGE) * _PAGE
-            hi = (end // _PAGE) * _PAGE
+            lo = -(-(base + start) // _PAGE) * _PAGE
+            hi = ((base + end) // _PAGE) * _PAGE
             if hi > lo:
-                self._map.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+                _dont_need(lo, hi - lo)
 
     def decode(self, row_groups: list[int], columns: list[str] | None) -> pa.Table:
         """Decode row groups (their ranges must have been fetched)."""
