@@ -89,7 +89,9 @@ class S3Destination:
         prefix: the folder you provide, under which the export folders are created.
         endpoint_url: the S3 API endpoint (``http://127.0.0.1:<port>`` for moto); None: AWS,
             or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` when set.
-        key, secret, token: explicit credentials; None: a ``profile`` or botocore's chain.
+        key: an explicit access key id; None: a ``profile`` or botocore's chain.
+        secret: the secret access key that goes with ``key`` (never printed).
+        token: a session token, for temporary credentials.
         region: the region to sign for (None: the environment's or profile's).
         profile: a named profile of the shared AWS config.
         folder_template: the folder of one batch under ``prefix`` (see the module docstring).
