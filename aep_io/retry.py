@@ -1,7 +1,7 @@
 """When and how long to retry a request.
 
-Idempotent requests (GET, HEAD, PUT, DELETE) are retried on 429/502/503/504 and on transport
-errors. A request that is not idempotent (POST) is retried only when the server cannot have
+Idempotent requests (GET, HEAD, PUT, DELETE) are retried on 429/500/502/503/504 and on
+transport errors (a 500 on a read is usually transient at AEP; repeating a read is harmless). A request that is not idempotent (POST) is retried only when the server cannot have
 acted on it: a connection that was never established, or a 429 (rejected before processing).
 
 The wait honours ``Retry-After`` (seconds or an HTTP date), else the body's ``retryAfterMs``
@@ -60,7 +60,7 @@ class RetryPolicy:
     initial_backoff: float = 0.25
     max_backoff: float = 20.0
     max_retry_after: float = 60.0
-    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
 
     def should_retry_status(self, status: int, *, idempotent: bool) -> bool:

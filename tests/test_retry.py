@@ -64,11 +64,14 @@ def test_gateway_errors_are_retried(client: AEPClient, emulator: Emulator, statu
     assert [r.status for r in emulator.counters.log("catalog")] == [status, 200]
 
 
-def test_500_is_not_retried(client: AEPClient, emulator: Emulator) -> None:
+def test_500_is_retried_for_reads_not_for_posts(client: AEPClient, emulator: Emulator) -> None:
     emulator.faults.add(Fault(status=500, route="catalog", body={"title": "boom"}))
+    _get(client)
+    assert emulator.counters.requests("catalog") == 2
+    emulator.faults.add(Fault(status=500, route="catalog", method="POST", body={"title": "boom"}))
     with pytest.raises(ServerError, match="boom"):
-        _get(client)
-    assert emulator.counters.requests("catalog") == 1
+        client.post_json(client.url(Service.CATALOG, "/dataSets"), {"name": "x"})
+    assert emulator.counters.requests("catalog", method="POST") == 1
 
 
 def test_connection_reset_is_retried_for_get(client: AEPClient, emulator: Emulator) -> None:

@@ -24,8 +24,10 @@ from aep_io.emulator.counters import route_kind
 
 __all__ = ["FAULT_KINDS", "Fault", "Faults"]
 
-FaultKind = Literal["status", "latency", "reset", "reset_mid_body", "truncate"]
-FAULT_KINDS: tuple[str, ...] = ("status", "latency", "reset", "reset_mid_body", "truncate")
+FaultKind = Literal["status", "latency", "reset", "reset_mid_body", "truncate", "ignore_range"]
+FAULT_KINDS: tuple[str, ...] = (
+    "status", "latency", "reset", "reset_mid_body", "truncate", "ignore_range"
+)
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Fault:
         kind: ``status`` (answer ``status`` with ``headers`` and ``body``), ``latency`` (wait
             ``delay`` seconds, then serve normally), ``reset`` (drop the connection before any
             header), ``reset_mid_body`` (send headers and part of the body, then drop), or
-            ``truncate`` (send headers and part of the body, then end the response cleanly).
+            ``truncate`` (send headers and part of the body, then end the response cleanly), or
+            ``ignore_range`` (answer a ranged request with 200 and the whole file).
         route: a route kind (``file``, ``listing``, ``batch_files``, ``catalog``, ``token``...)
             or None for any.
         method: an HTTP method, or None for any.

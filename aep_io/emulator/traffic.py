@@ -91,6 +91,10 @@ class TrafficLayer:
             if fault is not None and fault.kind == "latency":
                 await asyncio.sleep(fault.delay)
                 fault = None
+            elif fault is not None and fault.kind == "ignore_range":
+                scope = dict(scope)
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
+                fault = None
             if fault is not None and fault.kind == "status":
                 await self._send_status(fault, send, state, record)
             elif fault is not None and fault.kind == "reset":
