@@ -38,35 +38,18 @@ _MAX_RESUMES = 5
 
 
 def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> bytes:
-    """Bytes ``[start, end)`` of ``file`` with one ranged GET, verified against the length asked.
+    """Bytes ``[start, end)`` of ``file``, verified (see :func:`fetch_range_into`).
 
-    A server that answers 200 with the whole file is tolerated (the range is cut out of it).
+    A server that answers 200 with the whole file is tolerated (the range is cut out of it),
+    and a body that breaks off resumes from the last byte received.
     """
     start = max(0, start)
     end = min(end, file.size)
     if start >= end:
         return b""
-    whole = start == 0 and end == file.size
-    headers = {"Accept-Encoding": "identity"}  # byte offsets must be those of the file
-    if not whole:
-        headers["Range"] = f"bytes={start}-{end - 1}"
-    response = client.request("GET", file.url, headers=headers)
-    data = response.content
-    if response.status_code == 206:
-        _check_content_range(response, file, start, end)
-    if response.status_code == 200 and not whole:
-        if len(data) != file.size:
-            raise IncompleteReadError(
-                f"GET {file.url}: the server ignored the Range and sent {len(data)} bytes of a "
-                f"{file.size}-byte file"
-            )
-        data = data[start:end]
-    if len(data) != end - start:
-        raise IncompleteReadError(
-            f"GET {file.url} bytes {start}-{end - 1}: received {len(data)} bytes, "
-            f"expected {end - start}"
-        )
-    return data
+    out = bytearray(end - start)
+    fetch_range_into(client, file, start, memoryview(out))
+    return bytes(out)
 
 
 def _check_content_range(response: httpx.Response, file: BatchFile, start: int, end: int) -> None:
