@@ -16,11 +16,13 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import uvicorn
 
 from aep_io.emulator.core import Emulator
+from aep_io.emulator.credentials import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
 
-__all__ = ["EmulatorServer", "check_loopback"]
+__all__ = ["EmulatorServer", "check_loopback", "gateway_headers"]
 
 
 def check_loopback(host: str) -> None:
@@ -35,6 +37,25 @@ def check_loopback(host: str) -> None:
     raise ValueError(
         f"host {host!r} is not a loopback address; the emulator serves 127.0.0.1 or ::1 only"
     )
+
+
+def gateway_headers(
+    url: str,
+    client: str = DEFAULT_CLIENT_ID,
+    secret: str = DEFAULT_CLIENT_SECRET,
+    org: str = DEFAULT_ORG_ID,
+    sandbox: str = "prod",
+) -> dict[str, str]:
+    """The four AEP headers for plain-HTTP calls to the emulator at ``url`` (fetches a token).
+
+    For tests that speak to the emulator without aep_io's client.
+    """
+    response = httpx.post(f"{url}/ims/token/v3", data={
+        "grant_type": "client_credentials", "client_id": client, "client_secret": secret})
+    if response.status_code != 200:
+        raise RuntimeError(f"the emulator refused a token for {client!r}: {response.text}")
+    return {"Authorization": f"Bearer {response.json()['access_token']}", "x-api-key": client,
+            "x-gw-ims-org-id": org, "x-sandbox-name": sandbox}
 
 
 def _config(emulator: Emulator, **kwargs: Any) -> uvicorn.Config:

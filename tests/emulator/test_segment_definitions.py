@@ -11,23 +11,13 @@ import httpx
 import pytest
 
 from aep_io.emulator import Emulator, EmulatorServer
-from aep_io.emulator.credentials import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+from aep_io.emulator.credentials import DEFAULT_ORG_ID
+from aep_io.emulator.server import gateway_headers as _headers
 
 BASE = "/data/core/ups/segment/definitions"
 US = 'homeAddress.countryCode = "US"'
 
 
-def _token(url: str, client: str, secret: str) -> str:
-    r = httpx.post(f"{url}/ims/token/v3", data={"grant_type": "client_credentials",
-                                                "client_id": client, "client_secret": secret})
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
-def _headers(url: str, client: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_CLIENT_SECRET,
-             org: str = DEFAULT_ORG_ID, sandbox: str = "prod") -> dict[str, str]:
-    return {"Authorization": f"Bearer {_token(url, client, secret)}", "x-api-key": client,
-            "x-gw-ims-org-id": org, "x-sandbox-name": sandbox}
 
 
 @pytest.fixture(scope="module")

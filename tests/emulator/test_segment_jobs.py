@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 import pytest
 
 from aep_io.emulator import Emulator, EmulatorServer, Tenant
-from aep_io.emulator.credentials import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_ORG_ID
+from aep_io.emulator.credentials import DEFAULT_ORG_ID
+from aep_io.emulator.server import gateway_headers as _headers
 
 JOBS = "/data/core/ups/segment/jobs"
 DEFS = "/data/core/ups/segment/definitions"
@@ -24,12 +25,6 @@ TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
 PROFILES = 4_000
 
 
-def _headers(url: str, client: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_CLIENT_SECRET,
-             org: str = DEFAULT_ORG_ID, sandbox: str = "prod") -> dict[str, str]:
-    r = httpx.post(f"{url}/ims/token/v3", data={"grant_type": "client_credentials",
-                                                "client_id": client, "client_secret": secret})
-    return {"Authorization": f"Bearer {r.json()['access_token']}", "x-api-key": client,
-            "x-gw-ims-org-id": org, "x-sandbox-name": sandbox}
 
 
 class UPS:
