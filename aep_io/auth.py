@@ -162,8 +162,12 @@ def _verify(settings: Settings) -> bool | object:
     return True
 
 
+MAX_TOKEN_REFRESHES = 3
+
+
 class AEPAuth(httpx.Auth):
-    """httpx auth flow adding the four AEP headers; refreshes and replays once on a 401."""
+    """httpx auth flow adding the four AEP headers; on a 401 refreshes the token and replays
+    (at most :data:`MAX_TOKEN_REFRESHES` times per request, each with a new token)."""
 
     def __init__(self, settings: Settings, tokens: TokenProvider | None = None) -> None:
         self.settings = settings
@@ -188,8 +192,18 @@ class AEPAuth(httpx.Auth):
         token = self.tokens.token()
         self._apply(request, token)
         response = yield request
-        if response.status_code == 401 and self.tokens.invalidate(token):
+        rejected = [token]
+        # A token can be revoked while requests are in flight, and the replacement too (a
+        # rotation racing a read): refresh and replay while each 401 comes from a new token,
+        # at most MAX_TOKEN_REFRESHES times, then let the 401 through.
+        while (response.status_code == 401 and len(rejected) <= MAX_TOKEN_REFRESHES
+               and self.tokens.invalidate(token)):  # fmt: skip
             response.read()
-            log.info("%s %s: 401, refreshing the token once", request.method, request.url)
-            self._apply(request, self.tokens.token())
-            yield request
+            token = self.tokens.token()
+            if token in rejected:
+                break
+            log.info("%s %s: 401, refreshing the token (%d)", request.method, request.url,
+                     len(rejected))  # fmt: skip
+            rejected.append(token)
+            self._apply(request, token)
+            response = yield request

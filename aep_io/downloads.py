@@ -9,6 +9,10 @@ A re-run skips complete files and continues every ``.part`` from its length with
 ``Range: bytes={length}-``; a stream that breaks mid-file is resumed the same way (a bounded number
 of times, then :class:`DownloadError`). Nothing is ever held whole in memory.
 
+A listed file that answers 404 has its batch listed again: still listed, it is fetched again
+(counted as a resume; at most :data:`~aep_io.filesystem.MAX_RELISTS` re-lists per file); gone,
+the download stops with :class:`~aep_io.errors.BatchChangedError` (its ``.part`` kept).
+
 Example:
     >>> # report = download(["01JBATCH..."], "exports")      # needs AEP_* settings or a client
     >>> # print(report)
@@ -35,7 +39,8 @@ from typing import Any, Literal
 import httpx
 
 from aep_io.client import AEPClient
-from aep_io.errors import AEPError, IncompleteReadError, TransportError
+from aep_io.errors import AEPError, IncompleteReadError, NotFoundError, TransportError
+from aep_io.filesystem import relist_file, reread_after_404
 from aep_io.planning import BatchFile, plan_files
 
 __all__ = [
@@ -99,7 +104,8 @@ class DownloadReport:
         bytes_transferred: body bytes received in this run.
         bytes_present: bytes already on disk that were kept (complete files and resumed parts).
         seconds: wall time of the run.
-        retries: GETs repeated to resume a stream that broke mid-file.
+        retries: GETs repeated to resume a stream that broke mid-file (or to fetch again a
+            file that answered 404 while its batch still lists it).
     """
 
     files: int
@@ -295,6 +301,7 @@ class _FileJob:
         self.present = 0
         self.attempts = 0
         self.retries = 0
+        self.relists = 0
 
     def run(self) -> tuple[State, int]:
         """Download the file; return its local state before the run and the bytes reused."""
@@ -328,6 +335,16 @@ class _FileJob:
                 broken = None
             except _Broken as exc:
                 broken = str(exc)
+                have = self._part_length()
+            except NotFoundError as exc:  # listed, yet 404: is the listing stale, or the batch?
+                if self.retries >= self.max_resumes:
+                    raise
+                self.file = reread_after_404(
+                    self.file, exc, self.relists,
+                    lambda f, e: relist_file(self.client, f, e),
+                )
+                self.relists += 1
+                broken = "the file answered 404 but is still listed"
                 have = self._part_length()
             except TransportError as exc:  # the request itself failed after the client's retries
                 raise DownloadError(self.file, self.attempts, self._part_length(),
@@ -464,6 +481,7 @@ def download(
     Raises:
         DownloadError: a file's stream kept breaking (or the network failed); its ``.part`` is
             kept, so running again resumes it.
+        BatchChangedError: a file answered 404 and its batch no longer lists it: plan again.
         HTTPStatusError: the server refused a request (404, 401...).
         IncompleteReadError: the server's answer contradicts the listing (another size...).
 

@@ -27,6 +27,7 @@ Exception tree::
         │   ├── AuthenticationError              401 (and 403010 "token is missing")
         │   └── ForbiddenError                   403
         ├── NotFoundError (FileNotFoundError)    404
+        │   └── BatchChangedError                a planned file is gone from its batch
         ├── ConflictError                        409 and 422 (e.g. a duplicate segment name)
         ├── RangeNotSatisfiableError             416
         ├── RateLimitError                       429
@@ -49,6 +50,7 @@ __all__ = [
     "AuthError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchChangedError",
     "BatchNotReadyError",
     "ConfigurationError",
     "ConflictError",
@@ -304,6 +306,43 @@ class ForbiddenError(AuthError):
 
 class NotFoundError(HTTPStatusError, FileNotFoundError):
     """The resource does not exist, or is not visible to this org and sandbox (404)."""
+
+
+class BatchChangedError(NotFoundError):
+    """A file listed when its batch was planned answers 404 and a new listing confirms the
+    batch changed: the file is gone from it (or is listed with another size, or the batch itself
+    is gone). Plan the batch again, then read it again: nothing of the old plan is trusted.
+
+    Raised by reads through ``aep://`` and by downloads, which re-list the batch once when a
+    listed file answers 404 (a stale listing that recovers is read on, silently).
+
+    Attributes:
+        batch_id: the batch that changed.
+        uri: the ``aep://`` URL of the file that is gone.
+        reason: what the new listing says (``is no longer listed in the batch``...).
+
+    Example:
+        >>> err = BatchChangedError("B1", "aep://B1/F1/part-0.parquet", "https://x/files/F1",
+        ...                         "is no longer listed in the batch")
+        >>> isinstance(err, FileNotFoundError), err.batch_id
+        (True, 'B1')
+    """
+
+    def __init__(
+        self, batch_id: str, uri: str, url: str, reason: str, detail: ErrorDetail | None = None
+    ) -> None:
+        self.batch_id = batch_id
+        self.uri = uri
+        self.reason = reason
+        super().__init__(
+            "GET", url, 404, detail,
+            hint=f"{uri} {reason}: batch {batch_id} changed since it was planned; plan again "
+            "(list the batch afresh) and read it again",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        detail = ErrorDetail(self.code, self.server_message)
+        return (type(self), (self.batch_id, self.uri, self.url, self.reason, detail))
 
 
 class ConflictError(HTTPStatusError):

@@ -10,6 +10,11 @@ It works wherever fsspec does: ``pyarrow.parquet.ParquetFile(fs.open(path))``, p
 DuckDB (``con.register_filesystem(fs)`` then ``read_parquet('aep://BATCH/*/*.parquet')``), Dask.
 Pickling keeps the listings, so workers never list again.
 
+A listed file that answers 404 makes the filesystem drop its cached listing of that batch and
+list it again (once for all the readers that hit it at the same time): a file still listed is
+read again (a stale answer; at most :data:`MAX_RELISTS` re-lists per read), a file gone raises
+:class:`~aep_io.errors.BatchChangedError`. No read ever returns partial data.
+
 Example:
     >>> # fs = AEPFileSystem()                       # settings from AEP_* variables
     >>> # fs.ls("01JBATCH...")                       # dataset files of the batch
@@ -18,8 +23,9 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -28,16 +34,88 @@ import httpx
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from aep_io.client import AEPClient
-from aep_io.errors import IncompleteReadError
+from aep_io.errors import BatchChangedError, ErrorDetail, IncompleteReadError, NotFoundError
 from aep_io.planning import BatchFile, plan
 from aep_io.settings import Settings
 
-__all__ = ["AEPFile", "AEPFileSystem", "fetch_range", "fetch_range_into"]
+__all__ = [
+    "MAX_RELISTS",
+    "AEPFile",
+    "AEPFileSystem",
+    "Relist",
+    "fetch_range",
+    "fetch_range_into",
+    "relist_file",
+    "reread_after_404",
+]
+
+log = logging.getLogger("aep_io.filesystem")
 
 _MAX_RESUMES = 5
+#: Times one read (or download) of a file lists its batch again after the file answered 404.
+MAX_RELISTS = 2
+
+#: ``relist(file, cause)``: the file as its batch lists it now, or BatchChangedError.
+Relist = Callable[[BatchFile, NotFoundError], BatchFile]
 
 
-def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> bytes:
+def _check_listed(
+    file: BatchFile, cause: NotFoundError, listing: Callable[[], Iterable[BatchFile]]
+) -> BatchFile:
+    """``file`` as ``listing()`` (a fresh listing of its batch) shows it now.
+
+    Raises :class:`~aep_io.errors.BatchChangedError` when it is gone, is listed with another
+    size, or the batch itself can no longer be found. ``cause`` is the 404 the file answered.
+    """
+    detail = ErrorDetail(cause.code, cause.server_message)
+
+    def changed(reason: str) -> BatchChangedError:
+        return BatchChangedError(file.batch_id, file.uri, cause.url, reason, detail)
+
+    try:
+        files = list(listing())
+    except NotFoundError as exc:  # the batch itself is gone
+        raise changed(f"cannot be found: listing the batch again failed ({exc})") from exc
+    fresh = next((f for f in files if f.path == file.path), None)
+    if fresh is None:
+        raise changed("is no longer listed in the batch") from cause
+    if fresh.size != file.size:
+        raise changed(f"is now listed with {fresh.size} bytes, not {file.size}") from cause
+    return fresh
+
+
+def relist_file(client: AEPClient, file: BatchFile, cause: NotFoundError) -> BatchFile:
+    """A :data:`Relist` with no cache: plans ``file``'s batch again (Catalog, then Data Access).
+
+    Example:
+        >>> # fresh = relist_file(client, planned_file, not_found)   # or BatchChangedError
+    """
+    return _check_listed(file, cause, lambda: plan([file.batch_id], client=client).files)
+
+
+def reread_after_404(
+    file: BatchFile, cause: NotFoundError, relists: int, relist: Relist
+) -> BatchFile:
+    """After a listed ``file`` answered 404 (``relists`` re-lists already done for this read):
+    the file to read again, as its batch lists it now.
+
+    Raises :class:`~aep_io.errors.BatchChangedError` when the batch no longer lists it, and a
+    :class:`~aep_io.errors.NotFoundError` naming the file once :data:`MAX_RELISTS` re-lists
+    still show it (the service keeps answering 404 for a file it lists).
+    """
+    if relists >= MAX_RELISTS:
+        raise NotFoundError(
+            cause.method, cause.url, 404, ErrorDetail(cause.code, cause.server_message),
+            hint=f"{file.uri} is still listed in batch {file.batch_id} but answered 404 "
+            f"{relists + 1} times; plan the batch again later",
+        ) from cause
+    log.info("%s: 404 for a listed file; listing batch %s again", file.uri, file.batch_id)
+    return relist(file, cause)
+
+
+def fetch_range(
+    client: AEPClient, file: BatchFile, start: int, end: int, *, relist: Relist | None = None
+) -> bytes:
     """Bytes ``[start, end)`` of ``file``, verified (see :func:`fetch_range_into`).
 
     A server that answers 200 with the whole file is tolerated (the range is cut out of it),
@@ -48,7 +126,7 @@ def fetch_range(client: AEPClient, file: BatchFile, start: int, end: int) -> byt
     if start >= end:
         return b""
     out = bytearray(end - start)
-    fetch_range_into(client, file, start, memoryview(out))
+    fetch_range_into(client, file, start, memoryview(out), relist=relist)
     return bytes(out)
 
 
@@ -64,26 +142,43 @@ def _check_content_range(response: httpx.Response, file: BatchFile, start: int, 
 
 
 def fetch_range_into(
-    client: AEPClient, file: BatchFile, start: int, out: memoryview
+    client: AEPClient, file: BatchFile, start: int, out: memoryview, *,
+    relist: Relist | None = None,
 ) -> None:
     """Fill ``out`` with bytes ``[start, start + len(out))`` of ``file``, streaming.
 
     The body is copied straight into ``out`` (no list of chunks to join). A stream that breaks
     part-way resumes from the last byte received, up to a bound; a body longer or shorter than
     asked for raises :class:`~aep_io.errors.IncompleteReadError`.
+
+    A 404 for the (listed) file lists its batch again with ``relist`` (default:
+    :func:`relist_file`) and reads again if it is still listed, at most :data:`MAX_RELISTS`
+    times (each counts as a resume); a file gone from the batch raises
+    :class:`~aep_io.errors.BatchChangedError`.
     """
     length = len(out)
     if start < 0 or start + length > file.size:
         raise ValueError(f"range {start}+{length} outside {file.path} ({file.size} bytes)")
     got = 0
     resumes = 0
+    relists = 0
     while got < length:
         first = start + got
         whole = first == 0 and length == file.size
         headers = {"Accept-Encoding": "identity"}
         if not whole:
             headers["Range"] = f"bytes={first}-{start + length - 1}"
-        response = client.request("GET", file.url, headers=headers, stream=True)
+        try:
+            response = client.request("GET", file.url, headers=headers, stream=True)
+        except NotFoundError as exc:
+            if resumes >= _MAX_RESUMES:
+                raise
+            file = reread_after_404(
+                file, exc, relists, relist or (lambda f, e: relist_file(client, f, e))
+            )
+            relists += 1
+            resumes += 1
+            continue
         try:
             if response.status_code == 206:
                 _check_content_range(response, file, first, start + length)
@@ -136,7 +231,7 @@ class AEPFile(AbstractBufferedFile):
         super().__init__(fs, path, mode="rb", size=file.size, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        return fetch_range(self.fs.client, self.batch_file, start, end)
+        return fetch_range(self.fs.client, self.batch_file, start, end, relist=self.fs.relist)
 
 
 class AEPFileSystem(AbstractFileSystem):
@@ -175,6 +270,7 @@ class AEPFileSystem(AbstractFileSystem):
         self.cache_type = cache_type
         self.block_size = block_size
         self._lock = threading.RLock()
+        self._relist_lock = threading.Lock()  # one re-list at a time: concurrent 404s share it
         self._listings: dict[str, list[BatchFile]] = {}
         self._by_path: dict[str, BatchFile] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -212,8 +308,15 @@ class AEPFileSystem(AbstractFileSystem):
             cached = self._listings.get(batch_id)
         if cached is not None:
             return list(cached)
+        return self._list_batch(batch_id)
+
+    def _list_batch(self, batch_id: str) -> list[BatchFile]:
+        """List a batch and cache the listing, in place of any older one in one step (readers
+        never see the batch unlisted meanwhile)."""
         planned = plan([batch_id], client=self.client).files
-        self.add_files(planned, empty_batches=[batch_id])
+        with self._lock:
+            self.invalidate_cache(batch_id)
+            self.add_files(planned, empty_batches=[batch_id])
         return planned
 
     def invalidate_cache(self, path: str | None = None) -> None:
@@ -226,6 +329,26 @@ class AEPFileSystem(AbstractFileSystem):
             batch = self._strip_protocol(path).split("/", 1)[0]
             for f in self._listings.pop(batch, []):
                 self._by_path.pop(f.path, None)
+
+    def relist(self, file: BatchFile, cause: NotFoundError) -> BatchFile:
+        """``file`` as its batch lists it now, after it answered 404 (a :data:`Relist`).
+
+        Lists the batch again and replaces its cached listing, unless another reader already did
+        so since ``file`` was looked up (readers that hit the same stale file together cause one
+        re-list). Raises :class:`~aep_io.errors.BatchChangedError` when the file is gone.
+        """
+        batch = file.batch_id
+
+        def listing() -> list[BatchFile]:
+            with self._relist_lock:
+                with self._lock:
+                    cached = self._listings.get(batch)
+                    refreshed = cached is not None and self._by_path.get(file.path) is not file
+                if refreshed and cached is not None:
+                    return list(cached)
+                return self._list_batch(batch)
+
+        return _check_listed(file, cause, listing)
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> str:
@@ -330,11 +453,11 @@ class AEPFileSystem(AbstractFileSystem):
         """Bytes ``[start, end)`` of a file (negative positions count from the end)."""
         found = self._file(path)
         lo, hi = _resolve(found.size, start, end)
-        return fetch_range(self.client, found, lo, hi)
+        return fetch_range(self.client, found, lo, hi, relist=self.relist)
 
     def read_into(self, path: str, start: int, out: memoryview) -> None:
         """Fill ``out`` with the file's bytes from ``start`` (one streamed ranged GET)."""
-        fetch_range_into(self.client, self._file(path), start, out)
+        fetch_range_into(self.client, self._file(path), start, out, relist=self.relist)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

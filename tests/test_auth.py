@@ -34,6 +34,36 @@ def test_401_refreshes_once_and_replays(client: AEPClient, emulator: Emulator) -
     assert [r.status for r in log] == [200, 401, 200]
 
 
+def test_a_revoked_replacement_token_is_replaced_again(client: AEPClient,
+                                                       emulator: Emulator) -> None:
+    from aep_io.emulator import Fault
+
+    _batches(client)
+    emulator.counters.reset()
+    # the request's token and then its first replacement are both revoked in flight
+    emulator.faults.add(Fault(kind="expire_token", route="catalog", times=2))
+    _batches(client)
+    assert [r.status for r in emulator.counters.log("catalog")] == [401, 401, 200]
+    assert emulator.counters.requests("token") == 2
+
+
+def test_refreshing_stops_after_max_token_refreshes(client: AEPClient,
+                                                    emulator: Emulator) -> None:
+    from aep_io.auth import MAX_TOKEN_REFRESHES
+    from aep_io.emulator import Fault
+
+    _batches(client)
+    emulator.counters.reset()
+    emulator.faults.add(Fault(kind="expire_token", route="catalog", times=None))
+    try:
+        with pytest.raises(AuthenticationError):
+            _batches(client)
+    finally:
+        emulator.faults.clear()
+    assert emulator.counters.requests("catalog") == 1 + MAX_TOKEN_REFRESHES
+    assert emulator.counters.requests("token") == MAX_TOKEN_REFRESHES
+
+
 def test_every_request_carries_the_four_headers(settings: Settings) -> None:
     import httpx
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import time
@@ -17,6 +18,7 @@ import pytest
 from aep_io import (
     AEPClient,
     AEPError,
+    BatchChangedError,
     BatchFile,
     IncompleteReadError,
     NotFoundError,
@@ -184,6 +186,36 @@ def test_an_error_status_stops_the_run_without_a_bad_final_file(
     for f in files:  # the others are complete or resumable, never a short final file
         final = local_path(tmp_path, f)
         assert not final.exists() or final.stat().st_size == f.size
+
+
+def test_a_stale_listing_is_relisted_and_the_file_fetched_again(
+    client: AEPClient, files: list[BatchFile], export: ExportBatch, emulator: Emulator,
+    tmp_path: Path, sleeps: list[float]
+) -> None:
+    emulator.counters.reset()  # the fixture's planning
+    emulator.faults.add(Fault(kind="stale_listing", path=files[1].file_id))
+    report = download(files, tmp_path, client=client)
+    _assert_identical(tmp_path, emulator, export)
+    assert (report.downloaded, report.retries) == (4, 1)  # the 404 counts as one retry
+    served = emulator.counters.snapshot()
+    assert served["faults"] == {"stale_listing": 1}
+    assert served["requests_by_kind"]["batch_files"] == 1  # one re-list
+    assert served["requests_by_kind"]["file"] == 5
+    assert len(sleeps) == 1  # through the retry policy's backoff
+
+
+def test_a_file_gone_from_its_batch_stops_with_batch_changed(
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, tmp_path: Path
+) -> None:
+    name = "part-99999-removed-c000.snappy.parquet"
+    ghost = dataclasses.replace(files[0], name=name,
+                                url=files[0].url.split("?")[0] + f"?path={name}")
+    with pytest.raises(BatchChangedError, match="changed since it was planned; plan again") as info:
+        download([ghost], tmp_path, client=client)
+    assert info.value.batch_id == ghost.batch_id and ghost.uri in str(info.value)
+    assert "no longer listed" in str(info.value)
+    assert not local_path(tmp_path, ghost).exists()
+    assert not list(tmp_path.rglob("*.part"))  # nothing was received, nothing is kept
 
 
 def test_part_longer_than_listed_and_wrong_size_final_are_replaced(

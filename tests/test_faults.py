@@ -2,7 +2,8 @@
 
 About 10% of requests fail, across every fault kind the emulator injects: 429 (Retry-After),
 500/502/503/504, 401 (token expired mid-read), latency, reset before headers, reset mid-body,
-a body cut short, and a Range answered with 200 and the whole file.
+a body cut short, a Range answered with 200 and the whole file, a listed file that answers 404
+(a stale listing) and a token that really expires (revoked: only a new one works).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from aep_io import (
     AEPClient,
+    AEPFileSystem,
     RetryPolicy,
     Settings,
     download,
@@ -49,8 +51,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorS
     emu.close()
 
 
-def _client(server: EmulatorServer) -> AEPClient:
-    return AEPClient(Settings.from_env(server.client_env()), retry=FAST)
+def _client(server: EmulatorServer, retry: RetryPolicy = FAST) -> AEPClient:
+    return AEPClient(Settings.from_env(server.client_env()), retry=retry)
 
 
 def _faults_on(emu: Emulator) -> None:
@@ -65,7 +67,8 @@ def _faults_on(emu: Emulator) -> None:
     for fault in kinds:  # ~1% each on every route but the token one
         fault.rate, fault.times, fault.path = 0.011, None, r"^/data/"
         emu.faults.add(fault)
-    for fault in (Fault(status=401), Fault(kind="ignore_range")):
+    for fault in (Fault(status=401), Fault(kind="ignore_range"), Fault(kind="stale_listing"),
+                  Fault(kind="expire_token")):
         fault.rate, fault.times, fault.route = 0.011, None, "file"
         emu.faults.add(fault)
 
@@ -88,7 +91,7 @@ def test_every_engine_reads_exactly_the_fault_free_rows(
 
     _faults_on(emu)
     emu.counters.reset()
-    with _client(server) as client:
+    with _client(server, FAST) as client:
         got = _sorted(scan_batches(export.batch_id, client=client).collect())
         assert got.equals(clean_polars)
         arrow = read_arrow(export.batch_id, client=client, columns=["person", "_acme"])
@@ -108,3 +111,36 @@ def test_every_engine_reads_exactly_the_fault_free_rows(
     faults = sum(served["faults"].values())
     assert faults / served["requests"] > 0.05, served  # the faults really happened
     assert len(served["faults"]) >= 5, served["faults"]  # kinds seen (statuses count as one)
+
+
+def test_token_expired_mid_read_is_replaced_once(server: EmulatorServer, export: ExportBatch
+                                                 ) -> None:
+    emu = server.emulator
+    with _client(server) as client:
+        files = plan_files(export.batch_id, client=client)
+        old = client.tokens.token()
+        fs = AEPFileSystem(client, files=files)
+        emu.counters.reset()
+        emu.faults.add(Fault(kind="expire_token", route="file"))
+        assert fs.cat_file(files[0].path, 0, 4) == b"PAR1"
+        served = emu.counters.snapshot()
+        assert served["faults"] == {"expire_token": 1}
+        assert served["requests_by_kind"] == {"file": 2, "token": 1}  # 401, new token, replay
+        new = client.tokens.token()
+        assert new != old and client.tokens.fetch_count == 2
+        assert emu.credentials.verify(old.reveal()) is None  # expired for real
+        assert emu.credentials.verify(new.reveal()) is not None
+
+
+def test_token_expired_under_parallel_reads_is_replaced_once(server: EmulatorServer,
+                                                             export: ExportBatch) -> None:
+    emu = server.emulator
+    with _client(server) as client:
+        clean = read_arrow(export.batch_id, client=client, columns=["person"])
+        emu.counters.reset()
+        # the token expires mid-read: the requests in flight with it all get 401
+        emu.faults.add(Fault(kind="expire_token", route="file", path=export.files[2][0]))
+        got = read_arrow(export.batch_id, client=client, columns=["person"])
+        assert pa.Table.equals(got.combine_chunks(), clean.combine_chunks())
+        assert emu.counters.requests("token") == 1
+        assert emu.counters.snapshot()["faults"] == {"expire_token": 1}

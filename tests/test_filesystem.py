@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import duckdb
@@ -10,8 +11,17 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from aep_io import AEPClient, AEPFileSystem, IncompleteReadError, plan_files
+from aep_io import (
+    AEPClient,
+    AEPFileSystem,
+    BatchChangedError,
+    BatchFile,
+    IncompleteReadError,
+    NotFoundError,
+    plan_files,
+)
 from aep_io.emulator import Emulator, ExportBatch, Fault
+from aep_io.filesystem import MAX_RELISTS
 
 
 @pytest.fixture
@@ -149,3 +159,92 @@ def test_a_short_body_is_never_handed_on(fs: AEPFileSystem, export: ExportBatch,
 
 def test_registered_as_fsspec_protocol() -> None:
     assert fsspec.get_filesystem_class("aep") is AEPFileSystem
+
+
+# -- a listed file that answers 404 ------------------------------------------------------------
+def _ghost(file: BatchFile) -> BatchFile:
+    """A file as an older plan listed it, since removed from its batch."""
+    name = "part-99999-removed-c000.snappy.parquet"
+    return dataclasses.replace(file, name=name, url=file.url.split("?")[0] + f"?path={name}")
+
+
+def test_stale_listing_is_relisted_once_and_read_on(fs: AEPFileSystem, export: ExportBatch,
+                                                    emulator: Emulator) -> None:
+    path = sorted(fs.glob(f"{export.batch_id}/*/*.parquet"))[0]
+    local = _local(emulator, export, [f[0] for f in export.files].index(path.split("/")[1]))
+    emulator.counters.reset()  # the fixture's planning
+    emulator.faults.add(Fault(kind="stale_listing"))
+    assert fs.cat_file(path) == local
+    served = emulator.counters.snapshot()
+    assert served["faults"] == {"stale_listing": 1}
+    assert served["requests_by_kind"] == {
+        "file": 2,  # the 404, then the read again
+        "catalog": 1, "batch_files": 1, "listing": len(export.files),  # one re-list
+    }
+    emulator.counters.reset()
+    assert fs.cat_file(path, 0, 4) == b"PAR1"  # the new listing is cached: no more listing
+    assert emulator.counters.snapshot()["requests_by_kind"] == {"file": 1}
+
+
+def test_concurrent_readers_of_a_stale_file_share_one_relist(
+    fs: AEPFileSystem, export: ExportBatch, emulator: Emulator
+) -> None:
+    path = sorted(fs.glob(f"{export.batch_id}/*/*.parquet"))[0]
+    emulator.counters.reset()
+    emulator.faults.add(Fault(kind="stale_listing", times=4))
+    got = fs.cat_ranges([path] * 4, [0, 4, 8, 12], [4, 8, 12, 16], on_error="raise")
+    local = _local(emulator, export, [f[0] for f in export.files].index(path.split("/")[1]))
+    assert got == [local[0:4], local[4:8], local[8:12], local[12:16]]
+    assert emulator.counters.requests("batch_files") == 1
+    assert emulator.counters.requests("file") == 8
+
+
+def test_a_file_gone_from_its_batch_raises_batch_changed(client: AEPClient, export: ExportBatch,
+                                                         emulator: Emulator) -> None:
+    planned = plan_files(export.batch_id, client=client)
+    ghost = _ghost(planned[0])
+    fs = AEPFileSystem(client, files=[*planned, ghost])
+    opened = fs.open(ghost.path)  # a reader that holds the file as planned
+    emulator.counters.reset()
+    with pytest.raises(BatchChangedError) as info:
+        fs.cat_file(ghost.path, 0, 4)
+    err = info.value
+    assert isinstance(err, NotFoundError) and isinstance(err, FileNotFoundError)
+    assert err.batch_id == export.batch_id and err.uri == ghost.uri
+    message = str(err)
+    assert ghost.uri in message and f"batch {export.batch_id}" in message
+    assert "is no longer listed in the batch" in message
+    assert "changed since it was planned; plan again" in message
+    assert "Bearer" not in message and "emu1." not in message
+    assert pickle.loads(pickle.dumps(err)).args == err.args
+    assert emulator.counters.requests("batch_files") == 1  # one re-list, then the verdict
+    with pytest.raises(BatchChangedError):  # the new listing already says so: no re-list
+        opened.read(4)
+    with pytest.raises(FileNotFoundError, match="no such file"):  # no request at all
+        fs.read_into(ghost.path, 0, memoryview(bytearray(4)))
+    assert emulator.counters.requests("batch_files") == 1
+    assert emulator.counters.requests("file") == 2
+    assert fs.cat_file(planned[0].path, 0, 4) == b"PAR1"  # the rest of the batch reads on
+
+
+def test_a_file_gone_fails_a_whole_read_never_part_of_it(client: AEPClient,
+                                                          export: ExportBatch) -> None:
+    planned = plan_files(export.batch_id, client=client)
+    fs = AEPFileSystem(client, files=[*planned, _ghost(planned[-1])])
+    with pytest.raises(Exception) as info:  # pyarrow may wrap the error; it must not pass
+        pads.dataset(fs.glob(f"{export.batch_id}/*/*.parquet"), filesystem=fs,
+                     format="parquet").to_table()
+    assert "changed since it was planned" in str(info.value)
+
+
+def test_a_listed_file_that_keeps_answering_404_gives_up(fs: AEPFileSystem, export: ExportBatch,
+                                                         emulator: Emulator) -> None:
+    path = sorted(fs.glob(f"{export.batch_id}/*/*.parquet"))[0]
+    emulator.counters.reset()
+    emulator.faults.add(Fault(kind="stale_listing", times=None))
+    with pytest.raises(NotFoundError) as info:
+        fs.cat_file(path, 0, 4)
+    assert not isinstance(info.value, BatchChangedError)  # it is still listed
+    assert "still listed" in str(info.value) and f"{MAX_RELISTS + 1} times" in str(info.value)
+    assert emulator.counters.requests("batch_files") == MAX_RELISTS
+    assert emulator.counters.requests("file") == MAX_RELISTS + 1

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from aep_io.cli.common import console, human_bytes
 
@@ -87,16 +88,36 @@ def serve(
     profiles: int = typer.Option(
         0, help="If > 0 and the emulator holds no batch yet, generate this many profiles first."
     ),
+    fault: list[str] | None = typer.Option(
+        None,
+        "--fault",
+        metavar="SPEC",
+        help="Inject a fault (repeatable): comma-separated key=value, e.g. "
+        "'kind=status,status=503,route=file,rate=0.05' or 'kind=expire_token,route=file,"
+        "rate=0.01'. Keys: kind, status, header.<Name>, body, delay, route, method, path, "
+        "times (none: unlimited), rate. Kinds: status, latency, reset, reset_mid_body, "
+        "truncate, ignore_range, stale_listing, expire_token. While it runs, tests change "
+        "faults through its HTTP API (/_emulator/faults).",
+    ),
+    fault_seed: int = typer.Option(
+        0, "--fault-seed", metavar="N", help="Seed of the random draws of rate-based faults."
+    ),
 ) -> None:
-    """Serve the emulator in the foreground until interrupted."""
-    from aep_io.emulator import DEFAULT_CLIENT_ID, DEFAULT_ORG_ID, Emulator
+    """Serve the emulator in the foreground until interrupted (with faults from --fault)."""
+    from aep_io.emulator import DEFAULT_CLIENT_ID, DEFAULT_ORG_ID, Emulator, Fault
     from aep_io.emulator.server import check_loopback, serve_forever
 
     try:
         check_loopback(host)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    emulator = Emulator(data)
+    try:
+        faults = [Fault.parse(spec) for spec in fault or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--fault'") from None
+    emulator = Emulator(data, fault_seed=fault_seed)
+    for one in faults:
+        emulator.faults.add(one)
     if profiles > 0 and not emulator.store.list("batch", emulator.default_tenant):
         export = emulator.add_synthetic_export(profiles)
         console.print(f"generated batch [bold]{export.batch_id}[/] ({export.record_count:,} rows)")
@@ -105,4 +126,6 @@ def serve(
     console.print(f"  export AEP_PLATFORM_URL={url} AEP_IMS_URL={url}")
     console.print(f"  export AEP_CLIENT_ID={DEFAULT_CLIENT_ID} AEP_ORG_ID={DEFAULT_ORG_ID}")
     console.print("  export AEP_CLIENT_SECRET=<the emulator's development secret, see README>")
+    for one in faults:
+        console.print(f"fault: {escape(one.to_spec())}")
     serve_forever(emulator, host=host, port=port)

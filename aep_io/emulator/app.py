@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import Response
+from starlette.routing import Mount
 
-from aep_io.emulator import catalog, data_access, ims, segmentation
-from aep_io.emulator.gateway import APIError, authenticate, problem
+from aep_io.emulator import admin, catalog, data_access, ims, segmentation
+from aep_io.emulator.gateway import APIError, error_response, problem
 from aep_io.emulator.traffic import ASGIApp, TrafficLayer
 
 if TYPE_CHECKING:
@@ -25,24 +25,20 @@ log = logging.getLogger("aep_io.emulator")
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return JSONResponse(exc.body, status_code=exc.status, headers=exc.headers)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    err = problem(exc.status_code, "EMU", exc.detail or "error")
-    return JSONResponse(err.body, status_code=err.status, headers=err.headers)
+    return error_response(problem(exc.status_code, "EMU", exc.detail or "error",
+                                  headers=dict(exc.headers or {})))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("emulator error on %s %s", request.method, request.url.path)
-    err = problem(500, "EMU", f"internal error ({type(exc).__name__}); see the emulator's log")
-    return JSONResponse(err.body, status_code=500, headers=err.headers)
-
-
-async def _counters(request: Request) -> Response:
-    authenticate(request)
-    return JSONResponse(request.app.state.emulator.counters.snapshot())
+    return error_response(
+        problem(500, "EMU", f"internal error ({type(exc).__name__}); see the emulator's log")
+    )
 
 
 def build_app(emulator: Emulator) -> ASGIApp:
@@ -53,7 +49,7 @@ def build_app(emulator: Emulator) -> ASGIApp:
             Mount("/data/foundation/catalog", routes=catalog.routes),
             Mount("/data/foundation/export", routes=data_access.routes),
             Mount("/data/core/ups", routes=segmentation.routes),
-            Route("/_emulator/counters", _counters, methods=["GET"]),
+            Mount("/_emulator", routes=admin.routes),
         ],
         exception_handlers={
             APIError: _api_error,
@@ -62,4 +58,4 @@ def build_app(emulator: Emulator) -> ASGIApp:
         },
     )
     app.state.emulator = emulator
-    return TrafficLayer(app, emulator.counters, emulator.faults)
+    return TrafficLayer(app, emulator.counters, emulator.faults, emulator.credentials)

@@ -18,7 +18,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Counters", "RequestRecord", "route_kind"]
+__all__ = ["ROUTE_KINDS", "Counters", "RequestRecord", "route_kind"]
 
 _KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("token", re.compile(r"^/ims/token")),
@@ -28,6 +28,11 @@ _KINDS: list[tuple[str, re.Pattern[str]]] = [
     ("segmentation", re.compile(r"^/data/core/ups/")),
     ("admin", re.compile(r"^/_emulator/")),
 ]
+
+#: Every value :func:`route_kind` returns.
+ROUTE_KINDS: tuple[str, ...] = (
+    "token", "file", "listing", "batch_files", "catalog", "segmentation", "admin", "other"
+)
 
 
 def route_kind(path: str, query: str = "") -> str:

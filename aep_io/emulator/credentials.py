@@ -6,8 +6,12 @@ integration uses the well-known development credentials below, so that a fresh e
 with no setup; register others (another org, to test isolation) with :meth:`Credentials.add`.
 
 Tokens are stateless and signed (HMAC-SHA256 with a key kept in the data directory), so they
-survive a restart of the emulator, expire after ``token_lifetime`` seconds, and can all be
-revoked at once (to test a client's refresh-on-401).
+survive a restart of the emulator, and expire after ``token_lifetime`` seconds. To test a
+client's refresh-on-401, they can all be revoked at once (:meth:`Credentials.revoke_all`), or one
+at a time (:meth:`Credentials.revoke`, what the ``expire_token`` fault does): the emulator then
+answers every request carrying it with 401, as for an expired token, until the token's own expiry.
+Revocations are kept in the data directory too, at most :data:`MAX_REVOKED` of them (the oldest
+are forgotten first; expired tokens need no revocation and are dropped).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = [
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
     "DEFAULT_ORG_ID",
+    "MAX_REVOKED",
     "Credentials",
     "Integration",
     "TokenClaims",
@@ -36,6 +41,7 @@ DEFAULT_CLIENT_ID = "aep-io-emulator"
 DEFAULT_CLIENT_SECRET = "aep-io-emulator-secret"  # a public development credential
 DEFAULT_ORG_ID = "EMULATOR0000000000000000@AdobeOrg"
 _TOKEN_PREFIX = "emu1"
+MAX_REVOKED = 10_000  # revoked token ids kept (each is dropped anyway once its token expires)
 
 
 def _digest(secret: str) -> str:
@@ -64,12 +70,13 @@ class Integration:
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """What a valid token says."""
+    """What a valid token says (``token_id``: its unique ``jti``)."""
 
     client_id: str
     org_id: str
     issued_at: float
     expires_at: float
+    token_id: str = ""
 
 
 class Credentials:
@@ -96,6 +103,11 @@ class Credentials:
         self._config: dict[str, Any] = config
         self._key = bytes.fromhex(config["signing_key"])
         self._verified: dict[str, TokenClaims] = {}  # signature checks are the hot path
+        # token id -> its expiry; replaced (never mutated) under the lock, so that verify()
+        # reads it without locking
+        self._revoked: dict[str, float] = {
+            str(k): float(v) for k, v in config.get("revoked", {}).items()
+        }
 
     def _write(self, config: dict[str, Any]) -> None:
         tmp = self._path.with_suffix(".tmp")
@@ -150,6 +162,8 @@ class Credentials:
             self._verified[token] = claims
         if time.time() >= claims.expires_at or claims.issued_at < self._config["not_before"]:
             return None
+        if claims.token_id in self._revoked:
+            return None
         return claims
 
     def _check_signature(self, token: str) -> TokenClaims | None:
@@ -162,11 +176,33 @@ class Credentials:
         try:
             claims = json.loads(_unb64(parts[1]))
             result = TokenClaims(
-                str(claims["cid"]), str(claims["org"]), float(claims["iat"]), float(claims["exp"])
+                str(claims["cid"]), str(claims["org"]), float(claims["iat"]), float(claims["exp"]),
+                str(claims.get("jti") or ""),
             )
         except (ValueError, KeyError, TypeError):
             return None
         return result
+
+    def revoke(self, token: str) -> bool:
+        """Expire one token now: every later request carrying it gets 401; others are unaffected.
+
+        Returns False (and does nothing) for a string that is not a token this emulator signed.
+        Thread-safe; at most :data:`MAX_REVOKED` revocations are kept (expired ones are dropped
+        first, then the oldest).
+        """
+        claims = self._check_signature(token)
+        if claims is None or not claims.token_id:
+            return False
+        now = time.time()
+        with self._lock:
+            revoked = {jti: exp for jti, exp in self._revoked.items() if exp > now}
+            revoked[claims.token_id] = claims.expires_at
+            for jti in list(revoked)[: max(0, len(revoked) - MAX_REVOKED)]:
+                del revoked[jti]
+            self._revoked = revoked
+            self._config["revoked"] = revoked
+            self._write(self._config)
+        return True
 
     def revoke_all(self) -> None:
         """Invalidate every token issued so far (clients must fetch new ones)."""

@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aep_io.emulator.gateway import authenticate, int_param, problem
+from aep_io.emulator.gateway import APIError, authenticate, echo, fallback, int_param, problem
 from aep_io.emulator.ranges import RangeNotSatisfiable, parse_range
 from aep_io.emulator.store import DataSetFile, Store, Tenant
 
-__all__ = ["FileSlice", "routes"]
+__all__ = ["FileSlice", "file_not_found", "routes"]
 
 _SVC = "DAS"
 _PAGE_MAX = 100
@@ -77,7 +77,7 @@ async def batch_files(request: Request) -> Response:
     store: Store = request.app.state.emulator.store
     batch_id = request.path_params["batch_id"]
     if store.get("batch", tenant, batch_id) is None:
-        raise problem(404, _SVC, f"batch {batch_id} not found")
+        raise problem(404, _SVC, f"batch {echo(batch_id)} not found")
     start = int_param(request, "start", 0)
     limit = int_param(request, "limit", _PAGE_MAX, minimum=1, maximum=_PAGE_MAX)
     total, page = store.batch_files(batch_id, start=start, limit=limit)
@@ -92,7 +92,7 @@ async def dataset_file(request: Request) -> Response:
     dsf_id = request.path_params["dsf_id"]
     dsf = store.dataset_file(tenant, dsf_id)
     if dsf is None:
-        raise problem(404, _SVC, f"dataSetFile {dsf_id} not found")
+        raise problem(404, _SVC, f"dataSetFile {echo(dsf_id)} not found")
     path = request.query_params.get("path")
     if path is not None:
         return _download(request, store, dsf, path)
@@ -120,17 +120,24 @@ async def dataset_file(request: Request) -> Response:
     return _paged(request, data, total, start, limit)
 
 
+def file_not_found(dsf_id: str, name: str) -> APIError:
+    """Data Access's 404 for ``GET|HEAD /files/{dsf_id}?path={name}`` naming no file of it."""
+    return problem(404, _SVC, f"file {name[:200]!r} not found in dataSetFile {dsf_id[:200]}")
+
+
 def _download(request: Request, store: Store, dsf: DataSetFile, name: str) -> Response:
     if dsf.is_dir:
         raise problem(400, _SVC, f"dataSetFile {dsf.id} is a directory; list it without path=")
     physical = store.physical_file(dsf.id, name)
     if physical is None:
-        raise problem(404, _SVC, f"file {name[:200]!r} not found in dataSetFile {dsf.id}")
+        raise file_not_found(dsf.id, name)
     size = physical.length
+    header = request.headers.get("range")
     try:
-        wanted = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        wanted = parse_range(header, size)
+    except (RangeNotSatisfiable, ValueError):  # ValueError: a position of thousands of digits
+        raise problem(416, _SVC, f"Range {(header or '')[:80]!r} lies outside the file "
+                      f"({size} bytes)", headers={"Content-Range": f"bytes */{size}"}) from None
     head = request.method == "HEAD"
     if wanted is None:
         return FileSlice(str(physical.path), 0, size, size, partial=False, head=head)
@@ -185,3 +192,4 @@ routes = [
     Route("/batches/{batch_id}/files", batch_files, methods=["GET"]),
     Route("/files/{dsf_id}", dataset_file, methods=["GET", "HEAD"]),
 ]
+routes.append(fallback(_SVC, "/data/foundation/export", routes))

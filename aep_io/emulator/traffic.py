@@ -2,7 +2,10 @@
 
 It sits directly under the server (uvicorn), so it sees every request and every body byte, and it
 can reach the connection's transport to drop it abruptly (a TCP reset), which is how a real
-network failure looks to a client.
+network failure looks to a client. The ``stale_listing`` and ``expire_token`` faults answer with
+the very responses of the service and gateway code (:func:`~.data_access.file_not_found`,
+:func:`~.gateway.invalid_token`); ``expire_token`` revokes the request's token in
+:class:`~.credentials.Credentials`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
 
 from aep_io.emulator.counters import Counters, RequestRecord, route_kind
+from aep_io.emulator.data_access import file_not_found
 from aep_io.emulator.faults import Fault, Faults
+from aep_io.emulator.gateway import APIError, bearer_token, error_response, invalid_token
+
+if TYPE_CHECKING:
+    from aep_io.emulator.credentials import Credentials
 
 __all__ = ["TrafficLayer"]
 
@@ -51,12 +62,23 @@ def _drop_connection(send: Send, *, reset: bool) -> bool:
 
 
 class TrafficLayer:
-    """Wraps an ASGI app with fault injection and counters."""
+    """Wraps an ASGI app with fault injection and counters.
 
-    def __init__(self, app: ASGIApp, counters: Counters, faults: Faults) -> None:
+    ``credentials`` are where an ``expire_token`` fault revokes the request's token (without
+    them, that fault only answers 401).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        counters: Counters,
+        faults: Faults,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.app = app
         self.counters = counters
         self.faults = faults
+        self.credentials = credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,6 +119,9 @@ class TrafficLayer:
                 fault = None
             if fault is not None and fault.kind == "status":
                 await self._send_status(fault, send, state, record)
+            elif fault is not None and fault.kind in ("stale_listing", "expire_token"):
+                response = error_response(self._service_error(fault, scope, path, query))
+                await response(scope, receive, self._wrap_send(send, state, None, record))
             elif fault is not None and fault.kind == "reset":
                 record()
                 if not _drop_connection(send, reset=True):
@@ -106,6 +131,16 @@ class TrafficLayer:
         finally:
             record()
             self.counters.finished(kind)
+
+    def _service_error(self, fault: Fault, scope: Scope, path: str, query: str) -> APIError:
+        """The error the service (or gateway) itself answers for this fault."""
+        if fault.kind == "stale_listing":  # a file download: /files/{dsf id}?path={name}
+            name = parse_qs(query).get("path", [""])[-1]
+            return file_not_found(path.rsplit("/", 1)[-1], name)
+        token = bearer_token(Headers(scope=scope))
+        if token is not None and self.credentials is not None:
+            self.credentials.revoke(token)
+        return invalid_token()
 
     async def _send_status(
         self, fault: Fault, send: Send, state: dict[str, Any], record: Callable[[], None]
