@@ -8,7 +8,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 import pyarrow as pa
@@ -35,6 +37,46 @@ def _source(
                      storage_options=storage_options)
 
 
+def _options(columns: Sequence[str] | None, filter: pc.Expression | None, limit: int | None,
+             options: dict[str, Any]) -> ReadOptions:
+    """The read options, or a TypeError/ValueError naming the argument that is wrong."""
+    if isinstance(columns, str) or (columns is not None and (
+            not isinstance(columns, Iterable) or not all(isinstance(c, str) for c in columns))):
+        hint = f" (did you mean [{columns!r}]?)" if isinstance(columns, str) else ""
+        raise TypeError(f"columns must be a list of column names, not {columns!r:.80}{hint}")
+    if columns is not None and not columns:
+        raise ValueError("columns=[] selects nothing: give column names, or None for all")
+    if filter is not None and not isinstance(filter, pc.Expression):
+        raise TypeError(f"filter must be a pyarrow.compute expression, e.g. "
+                        f"pc.field('x') == 1, not {type(filter).__name__} {filter!r:.60}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise TypeError(f"limit must be an integer (or None), not {type(limit).__name__}")
+    unknown = set(options) - {f.name for f in fields(ReadOptions)}
+    if unknown:
+        raise TypeError(f"unknown read option(s) {', '.join(sorted(unknown))}; the options are "
+                        f"{', '.join(f.name for f in fields(ReadOptions))}")
+    return ReadOptions(columns=None if columns is None else list(columns), filter=filter,
+                       limit=limit, **options)
+
+
+@contextmanager
+def _missing_columns_named(filter: pc.Expression | None) -> Iterator[None]:
+    """Turn pyarrow's "No match for FieldRef" for the filter into a ValueError that says so."""
+    try:
+        yield
+    except pa.ArrowInvalid as exc:
+        if filter is None or "No match for FieldRef" not in str(exc):
+            raise
+        said = str(exc).split(" in ", 1)[0]
+        raise ValueError(f"the filter {filter} names a column the files do not have ({said}); "
+                         "check the name against the schema") from None
+
+
+def _named(reader: pa.RecordBatchReader, filter: pc.Expression | None) -> Iterator[pa.RecordBatch]:
+    with _missing_columns_named(filter):
+        yield from reader
+
+
 def to_arrow_batch_reader(
     batches: str | BatchFile | Iterable[str | BatchFile],
     *,
@@ -53,9 +95,12 @@ def to_arrow_batch_reader(
     ``batch_size``).
     """
     source = _source(batches, client, settings, filesystem, storage_options)
-    return to_record_batch_reader(
-        source, ReadOptions(columns=columns, filter=filter, limit=limit, **options)
-    )
+    opts = _options(columns, filter, limit, options)
+    with _missing_columns_named(filter):
+        reader = to_record_batch_reader(source, opts)
+    if filter is None:
+        return reader
+    return pa.RecordBatchReader.from_batches(reader.schema, _named(reader, filter))
 
 
 def read_arrow(
@@ -72,8 +117,9 @@ def read_arrow(
 ) -> pa.Table:
     """Read the batches (or URLs) into one Arrow table."""
     source = _source(batches, client, settings, filesystem, storage_options)
-    opts = ReadOptions(columns=columns, filter=filter, limit=limit, **options)
-    batches_read = list(iter_record_batches(source, opts))
-    if batches_read:
-        return pa.Table.from_batches(batches_read)
-    return to_record_batch_reader(source, opts).read_all()
+    opts = _options(columns, filter, limit, options)
+    with _missing_columns_named(filter):
+        batches_read = list(iter_record_batches(source, opts))
+        if batches_read:
+            return pa.Table.from_batches(batches_read)
+        return to_record_batch_reader(source, opts).read_all()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aep_io.client import AEPClient, Service
+from aep_io.client import AEPClient, Service, check_id
 from aep_io.errors import AEPError
 
 __all__ = ["PROFILE_UNION_SCHEMA", "create_dataset", "get_dataset", "parse_dataset_ref"]
@@ -32,6 +32,8 @@ def create_dataset(
     description: str = "",
 ) -> str:
     """``POST /dataSets``; returns the new dataset's id. Export targets need the union schema."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"name {name!r:.60} must be a non-empty str (the dataset's name)")
     body = {
         "name": name,
         "description": description,
@@ -46,6 +48,7 @@ def create_dataset(
 
 def get_dataset(client: AEPClient, dataset_id: str) -> dict[str, Any]:
     """``GET /dataSets/{id}``: the dataset record."""
+    dataset_id = check_id(dataset_id, "dataset id")
     body = client.get_json(client.url(Service.CATALOG, f"/dataSets/{dataset_id}"))
     if isinstance(body, dict) and dataset_id in body:
         return dict(body[dataset_id])

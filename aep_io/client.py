@@ -27,11 +27,46 @@ from aep_io.errors import AEPError, UnsafeRedirectError, error_for_status
 from aep_io.retry import RetryPolicy, retry_after_seconds, send_with_retry
 from aep_io.settings import Settings
 
-__all__ = ["AEPClient", "Service"]
+__all__ = ["AEPClient", "Service", "check_id"]
 
 log = logging.getLogger("aep_io.http")
 
 _USER_AGENT = "aep_io/0.1"
+# Characters that would change the URL an id is put into (path, query, fragment, escapes).
+_URL_SYNTAX = frozenset("/\\?#%")
+_MAX_ID = 512
+
+
+def check_id(value: object, what: str, *, integer: bool = False) -> str:
+    """``value`` as an id to put in a URL path, or a TypeError/ValueError naming ``what``.
+
+    An id is a non-empty string (an integer too with ``integer``, as export job ids are) with
+    no ``/``, ``\\``, ``?``, ``#``, ``%``, whitespace or control character: such characters would
+    make the request reach another URL than the one meant (``../jobs`` is not a segment id).
+
+    Example:
+        >>> check_id("01JBATCH0000000000000000AB", "batch id")
+        '01JBATCH0000000000000000AB'
+        >>> check_id("../jobs", "segment id")
+        Traceback (most recent call last):
+        ...
+        ValueError: segment id '../jobs' is not an id: it contains '/' (ids have no /, \\, ?, #, %, spaces or control characters)
+    """  # noqa: E501
+    if isinstance(value, bool) or not isinstance(value, int | str) or (
+            isinstance(value, int) and not integer):
+        kind = "a string or an integer" if integer else "a string"
+        raise TypeError(f"{what} must be {kind}, not {type(value).__name__} {value!r:.60}")
+    text = str(value)
+    if not text:
+        raise ValueError(f"{what} is empty: give the {what}")
+    if len(text) > _MAX_ID:
+        raise ValueError(f"{what} {text[:40]!r}... is {len(text)} characters long: not an id")
+    bad = next((c for c in text if c in _URL_SYNTAX or c.isspace() or not c.isprintable()), None)
+    if bad is not None or text in (".", ".."):
+        why = f"it contains {bad!r}" if bad is not None else "it is a path step"
+        raise ValueError(f"{what} {text[:80]!r} is not an id: {why} (ids have no /, \\, ?, #, "
+                         "%, spaces or control characters)")
+    return text
 
 
 class Service(StrEnum):
@@ -145,6 +180,14 @@ class AEPClient:
             self.http, request, self.retry, idempotent=idempotent, stream=stream
         )
         log.debug("%s %s -> %d", method, request.url, response.status_code)
+        if 300 <= response.status_code < 400:
+            response.close()
+            target = httpx.URL(response.headers.get("location", "")).host or "an unnamed location"
+            raise UnsafeRedirectError(
+                f"{method} {request.url} answered HTTP {response.status_code}, a redirect to "
+                f"{target!r}: aep_io follows no redirect (AEP credentials go to "
+                f"{self.settings.platform_url} only, and a redirect body is not the data asked for)"
+            )
         if response.status_code >= 400:
             if stream:
                 response.read()

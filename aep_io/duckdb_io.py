@@ -17,12 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as pads
 from fsspec.spec import AbstractFileSystem
 
 from aep_io.client import AEPClient
 from aep_io.filesystem import AEPFileSystem
 from aep_io.planning import BatchFile
+from aep_io.reader import CorruptFileError
 from aep_io.settings import Settings
 from aep_io.sources import Source
 
@@ -37,15 +39,18 @@ def to_dataset(source: Source) -> pads.Dataset:
     if not files:
         raise FileNotFoundError(f"{source.description}: no parquet files to read")
     filesystems = {id(f.fs): f.fs for f in files}
-    if len(filesystems) > 1:
-        return pads.dataset(
-            [pads.dataset([f.path], filesystem=f.fs, format="parquet") for f in files]
+    try:
+        if len(filesystems) > 1:
+            return pads.dataset(
+                [pads.dataset([f.path], filesystem=f.fs, format="parquet") for f in files]
+            )
+        fs = files[0].fs
+        fmt = pads.ParquetFileFormat(
+            default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True)
         )
-    fs = files[0].fs
-    fmt = pads.ParquetFileFormat(
-        default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True)
-    )
-    return pads.dataset([f.path for f in files], filesystem=fs, format=fmt)
+        return pads.dataset([f.path for f in files], filesystem=fs, format=fmt)
+    except pa.ArrowInvalid as exc:  # not parquet: the same error as the other readers give
+        raise CorruptFileError(f"{source.description}: {str(exc).splitlines()[0]}") from None
 
 
 def to_duckdb(
@@ -67,6 +72,8 @@ def to_duckdb(
         >>> # con = to_duckdb("01JBATCH...", name="audience")
         >>> # con.sql("SELECT homeAddress.countryCode, count(*) FROM audience GROUP BY 1")
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the view's name), not {type(name).__name__}")
     if not _NAME.match(name):
         raise ValueError(f"view name {name!r} must be a plain SQL identifier")
     con = con if con is not None else duckdb.connect()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aep_io.client import AEPClient, Service
+from aep_io.client import AEPClient, Service, check_id
 from aep_io.errors import AEPError
 from aep_io.jobs import PollPolicy, wait_for
 from aep_io.paging import iter_cursor_pages
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 DEFAULT_STATUSES = ("realized", "existing")
+MEMBERSHIP_STATUSES = ("realized", "existing", "exited")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,17 @@ class SegmentFilter:
     namespace: str = "ups"
     statuses: tuple[str, ...] = DEFAULT_STATUSES
 
+    def __post_init__(self) -> None:
+        check_id(self.segment_id, "segment id")
+        if not isinstance(self.namespace, str) or not self.namespace:
+            raise ValueError(f"namespace {self.namespace!r} must be a non-empty str, e.g. 'ups'")
+        if isinstance(self.statuses, str):
+            object.__setattr__(self, "statuses", (self.statuses,))
+        bad = [s for s in self.statuses if str(s).lower() not in MEMBERSHIP_STATUSES]
+        if not self.statuses or bad:
+            raise ValueError(f"statuses {tuple(self.statuses)!r} must be one or more of "
+                             f"{', '.join(MEMBERSHIP_STATUSES)}")  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         """The request body entry."""
         return {"segmentId": self.segment_id, "segmentNs": self.namespace,
@@ -148,6 +160,10 @@ def create_export_job(
     :class:`SegmentFilter` s; no segments exports every profile. The returned NEW job already
     names its batch id(s). ``extra`` is merged into the body as-is (fields aep_io does not model).
     """
+    check_id(dataset_id, "dataset id")
+    if isinstance(segments, str):
+        raise TypeError(f"segments must be a list of segment ids, not a str (did you mean "
+                        f"[{segments!r}]?)")  # fmt: skip
     body: dict[str, Any] = {
         "destination": {"datasetId": dataset_id, "segmentPerBatch": segment_per_batch},
         "schema": {"name": "_xdm.context.profile"},
@@ -180,11 +196,13 @@ def create_export_job(
 
 def get_export_job(client: AEPClient, job_id: int | str) -> ExportJob:
     """``GET /data/core/ups/export/jobs/{id}``."""
+    job_id = check_id(job_id, "export job id", integer=True)
     return ExportJob.from_json(client.get_json(_url(client, f"/{job_id}")))
 
 
 def cancel_export_job(client: AEPClient, job_id: int | str) -> None:
     """``DELETE /export/jobs/{id}``."""
+    job_id = check_id(job_id, "export job id", integer=True)
     client.request("DELETE", _url(client, f"/{job_id}"))
 
 

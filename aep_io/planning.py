@@ -14,14 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from aep_io.client import AEPClient, Service
+from aep_io.client import AEPClient, Service, check_id
 from aep_io.errors import AEPError, BatchNotReadyError
 from aep_io.paging import iter_linked_pages
 
@@ -175,9 +175,17 @@ def plan(
         check_status: raise :class:`~aep_io.errors.BatchNotReadyError` for a batch that is not
             ``success``/``active``.
     """
-    ids = [batch_ids] if isinstance(batch_ids, str) else list(dict.fromkeys(batch_ids))
+    if isinstance(batch_ids, bytes | bytearray | Mapping) or not isinstance(batch_ids, Iterable):
+        raise TypeError(f"batch_ids must be a batch id or a list of batch ids, not "
+                        f"{type(batch_ids).__name__} {batch_ids!r:.60}")  # fmt: skip
+    given = [batch_ids] if isinstance(batch_ids, str) else batch_ids
+    ids = list(dict.fromkeys(check_id(b, "batch id") for b in given))
     if not ids:
         return Plan([], [])
+    if max_workers < 1:
+        raise ValueError(f"max_workers={max_workers} must be at least 1")
+    if client is not None and not isinstance(client, AEPClient):
+        raise TypeError(f"client must be an AEPClient, not {type(client).__name__}")
     own = client is None
     client = client or AEPClient()
     try:

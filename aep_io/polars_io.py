@@ -41,6 +41,10 @@ def scan_source(
     unit_bytes: int = 4 * 1024 * 1024,
 ) -> pl.LazyFrame:
     """A LazyFrame over an already built :class:`~aep_io.sources.Source`."""
+    for name, value in (("batch_size", batch_size), ("max_inflight", max_inflight),
+                        ("io_threads", io_threads), ("unit_bytes", unit_bytes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer")
     cached: dict[str, Any] = {}
 
     def schema() -> pl.Schema:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import email.utils
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,34 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int):
+            raise TypeError(f"max_attempts must be an int, not {type(attempts).__name__}")
+        if attempts < 1:
+            raise ValueError(f"max_attempts={attempts} must be >= 1 (1: no retry)")
+        for name in ("max_total", "initial_backoff", "max_backoff", "max_retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+            if math.isnan(value) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a number of seconds >= 0")
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError(f"max_backoff={self.max_backoff!r} is below "
+                             f"initial_backoff={self.initial_backoff!r}")  # fmt: skip
+        try:
+            statuses = frozenset(self.statuses)
+        except TypeError:
+            raise TypeError(f"statuses must be a set of HTTP status codes, not "
+                            f"{self.statuses!r:.60}") from None  # fmt: skip
+        bad = sorted(str(s) for s in statuses
+                     if isinstance(s, bool) or not isinstance(s, int) or not 400 <= s <= 599)
+        if bad:
+            raise ValueError(f"statuses {', '.join(bad)} are not HTTP error statuses (400-599)")
+        object.__setattr__(self, "statuses", statuses)
+        if not callable(self.sleep):
+            raise TypeError(f"sleep must be a function of seconds, not {type(self.sleep).__name__}")
 
     def should_retry_status(self, status: int, *, idempotent: bool) -> bool:
         """Whether a response with this status is worth another attempt."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aep_io.client import AEPClient, Service
+from aep_io.client import AEPClient, Service, check_id
 from aep_io.errors import AEPError
 from aep_io.jobs import PollPolicy, wait_for
 
@@ -122,6 +122,14 @@ def create_segment(
     Raises :class:`~aep_io.errors.BadRequestError` for invalid PQL (the message carries the
     server's position) and :class:`~aep_io.errors.ConflictError` for a duplicate name.
     """
+    for what, value in (("name", name), ("pql", pql)):
+        if not isinstance(value, str):
+            raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+        if not value.strip():
+            raise ValueError(f"{what} is empty: give the segment's {what}")
+    if ttl_in_days is not None and (isinstance(ttl_in_days, bool)
+                                    or not isinstance(ttl_in_days, int) or ttl_in_days < 0):
+        raise ValueError(f"ttl_in_days={ttl_in_days!r} must be a whole number of days >= 0")
     body: dict[str, Any] = {
         "name": name,
         "description": description,
@@ -140,11 +148,13 @@ def create_segment(
 
 def get_segment(client: AEPClient, segment_id: str) -> SegmentDefinition:
     """``GET /segment/definitions/{id}``."""
+    segment_id = check_id(segment_id, "segment id")
     return SegmentDefinition.from_json(client.get_json(_defs_url(client, f"/{segment_id}")))
 
 
 def delete_segment(client: AEPClient, segment_id: str) -> None:
     """``DELETE /segment/definitions/{id}``."""
+    segment_id = check_id(segment_id, "segment id")
     client.request("DELETE", _defs_url(client, f"/{segment_id}"))
 
 
@@ -164,8 +174,14 @@ def list_segments(client: AEPClient, *, page_size: int = 100) -> Iterator[Segmen
 
 def create_segment_job(client: AEPClient, segment_ids: Sequence[str]) -> SegmentJob:
     """``POST /segment/jobs`` (``["*"]`` evaluates every definition)."""
+    if isinstance(segment_ids, str):
+        raise TypeError(f"segment_ids must be a list of segment ids, not a str (did you mean "
+                        f"[{segment_ids!r}]?)")  # fmt: skip
     if not segment_ids:
         raise ValueError("give at least one segment id (or '*' for all)")
+    for segment_id in segment_ids:
+        if segment_id != "*":
+            check_id(segment_id, "segment id")
     if list(segment_ids) == ["*"]:
         body: Any = {"schema": {"name": PROFILE_SCHEMA}, "segments": [{"segmentId": "*"}]}
     else:
@@ -175,11 +191,13 @@ def create_segment_job(client: AEPClient, segment_ids: Sequence[str]) -> Segment
 
 def get_segment_job(client: AEPClient, job_id: str) -> SegmentJob:
     """``GET /segment/jobs/{id}``."""
+    job_id = check_id(job_id, "segment job id")
     return SegmentJob.from_json(client.get_json(_jobs_url(client, f"/{job_id}")))
 
 
 def cancel_segment_job(client: AEPClient, job_id: str) -> None:
     """``DELETE /segment/jobs/{id}`` (cancellation is asynchronous: CANCELLING → CANCELLED)."""
+    job_id = check_id(job_id, "segment job id")
     client.request("DELETE", _jobs_url(client, f"/{job_id}"))
 
 

@@ -32,8 +32,11 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +45,7 @@ from aep_io.errors import ConfigurationError
 
 __all__ = ["DEFAULT_IMS_URL", "DEFAULT_PLATFORM_URL", "DEFAULT_SCOPES", "Secret", "Settings"]
 
+_SANDBOX = re.compile(r"^[a-z0-9][a-z0-9-]{0,255}$")
 DEFAULT_PLATFORM_URL = "https://platform.adobe.io"
 DEFAULT_IMS_URL = "https://ims-na1.adobelogin.com"
 DEFAULT_SCOPES: tuple[str, ...] = (
@@ -68,7 +72,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         if not isinstance(value, str):
-            raise TypeError("Secret holds a str")
+            raise TypeError(f"Secret holds a str, not {type(value).__name__}")
         self._value = value
 
     def reveal(self) -> str:
@@ -104,14 +108,59 @@ def _secret(value: str | Secret | None) -> Secret | None:
     return Secret(value)
 
 
-def _check_url(name: str, value: str) -> str:
+def _check_url(name: str, value: object, *, allow_plain_http: bool = False) -> str:
+    example = DEFAULT_PLATFORM_URL if "PLATFORM" in name else DEFAULT_IMS_URL
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str URL such as {example}, not {type(value).__name__}")
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"{name}={value!r} is not an http(s) URL; set it to e.g. "
-            f"{DEFAULT_PLATFORM_URL if 'PLATFORM' in name else DEFAULT_IMS_URL}"
+            f"{name}={value!r} is not an http(s) URL; set it to e.g. {example}"
+        )
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise ConfigurationError(f"{name}={value!r} has an invalid port") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigurationError(f"{name} must not carry credentials (user:password@); use "
+                                 "AEP_CLIENT_ID and AEP_CLIENT_SECRET")  # fmt: skip
+    if parts.query or parts.fragment or value != value.strip() or not value.isprintable():
+        raise ConfigurationError(f"{name}={value!r} must be a plain base URL, e.g. {example} "
+                                 "(no spaces, query or fragment)")  # fmt: skip
+    if parts.scheme == "http" and not allow_plain_http and not _is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"{name}={value!r} would send the client secret and tokens unencrypted to another "
+            f"machine: use https://, or set AEP_ALLOW_PLAIN_HTTP=1 if that link is private "
+            "(e.g. an emulator in a container network)"
         )
     return value.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("use 1 or 0")
+
+
+def _check_text(name: str, value: object, what: str) -> None:
+    """A header value: a non-empty str without spaces or control characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str ({what}), not {type(value).__name__}")
+    if not value or value.strip() != value or not value.isprintable() or " " in value:
+        raise ConfigurationError(f"{name}={value!r} is not valid: set it to {what}, without "
+                                 "spaces or control characters")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +180,8 @@ class Settings:
         access_token: a static token, used instead of OAuth when given.
         timeout: seconds for connect and for each read of one request.
         ca_bundle: path to a CA bundle for TLS verification (verification is always on).
+        allow_plain_http: accept ``http://`` URLs of hosts other than this machine (credentials
+            then travel unencrypted); off by default, loopback ``http://`` is always accepted.
     """
 
     client_id: str
@@ -143,6 +194,7 @@ class Settings:
     access_token: Secret | None = field(default=None)
     timeout: float = 60.0
     ca_bundle: str | None = None
+    allow_plain_http: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "client_secret", _secret(self.client_secret))
@@ -151,8 +203,14 @@ class Settings:
             raise ConfigurationError(
                 "AEP_CLIENT_ID is missing: set it to the integration's client id"
             )
+        _check_text("AEP_CLIENT_ID", self.client_id, "the integration's client id")
         if not self.org_id:
             raise ConfigurationError("AEP_ORG_ID is missing: set it to the IMS org, XXXX@AdobeOrg")
+        _check_text("AEP_ORG_ID", self.org_id, "the IMS org, XXXX@AdobeOrg")
+        token = self.access_token.reveal() if self.access_token else ""
+        if token and (token != token.strip() or not token.isprintable() or " " in token):
+            raise ConfigurationError("AEP_ACCESS_TOKEN holds spaces or control characters (a "
+                                     "copy-paste error?): set it to the bare token")  # fmt: skip
         if not self.client_secret and not self.access_token:
             raise ConfigurationError(
                 "AEP_CLIENT_SECRET is missing: set it (OAuth server-to-server), "
@@ -160,17 +218,41 @@ class Settings:
             )
         if not self.sandbox:
             raise ConfigurationError("AEP_SANDBOX is empty: set it to a sandbox name, e.g. prod")
+        if not isinstance(self.sandbox, str):
+            raise TypeError(f"AEP_SANDBOX must be a str, not {type(self.sandbox).__name__}")
         if self.sandbox != self.sandbox.lower():
             raise ConfigurationError(
                 f"AEP_SANDBOX={self.sandbox!r}: sandbox names are all lower case, "
                 f"use {self.sandbox.lower()!r}"
             )
-        if isinstance(self.scopes, str):
-            object.__setattr__(self, "scopes", _split_scopes(self.scopes))
-        object.__setattr__(self, "platform_url", _check_url("AEP_PLATFORM_URL", self.platform_url))
-        object.__setattr__(self, "ims_url", _check_url("AEP_IMS_URL", self.ims_url))
-        if not self.timeout or self.timeout <= 0:
-            raise ConfigurationError(f"AEP_TIMEOUT={self.timeout!r} must be a positive number")
+        if not _SANDBOX.match(self.sandbox):
+            raise ConfigurationError(f"AEP_SANDBOX={self.sandbox!r} is not a sandbox name: lower "
+                                     "case letters, digits and '-' (e.g. prod)")  # fmt: skip
+        scopes = _split_scopes(self.scopes) if isinstance(self.scopes, str) else self.scopes
+        if not isinstance(scopes, Iterable) or not all(isinstance(s, str) for s in scopes):
+            raise TypeError(f"AEP_SCOPES must be a comma-separated str or a list of str, not "
+                            f"{scopes!r:.60}")  # fmt: skip
+        object.__setattr__(self, "scopes", tuple(scopes))
+        if not self.scopes:
+            raise ConfigurationError("AEP_SCOPES names no scope: leave it unset for AEP's usual "
+                                     f"scopes ({','.join(DEFAULT_SCOPES)})")  # fmt: skip
+        plain = self.allow_plain_http
+        if not isinstance(plain, bool):
+            raise TypeError(f"allow_plain_http must be a bool, not {type(plain).__name__}")
+        object.__setattr__(self, "platform_url", _check_url(
+            "AEP_PLATFORM_URL", self.platform_url, allow_plain_http=plain))
+        object.__setattr__(self, "ims_url", _check_url(
+            "AEP_IMS_URL", self.ims_url, allow_plain_http=plain))
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise ConfigurationError(f"AEP_TIMEOUT={timeout!r} must be a number of seconds")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigurationError(f"AEP_TIMEOUT={timeout!r} must be a positive number of "
+                                     "seconds, e.g. 60")  # fmt: skip
+        if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
+            raise ConfigurationError(f"AEP_CA_BUNDLE={self.ca_bundle!r} is not a file: set it "
+                                     "to a PEM file of CA certificates, or unset it to use the "
+                                     "system's")  # fmt: skip
 
     @classmethod
     def from_env(
@@ -207,6 +289,7 @@ class Settings:
         take("ims_url", "AEP_IMS_URL")
         take("timeout", "AEP_TIMEOUT", float)
         take("ca_bundle", "AEP_CA_BUNDLE")
+        take("allow_plain_http", "AEP_ALLOW_PLAIN_HTTP", _flag)
         values.setdefault("client_id", "")
         values.setdefault("org_id", "")
         return cls(**values)

@@ -18,8 +18,9 @@ import inspect
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from errno import ENAMETOOLONG
 from typing import Any
 
 import fsspec
@@ -74,6 +75,14 @@ class Source:
         filesystem: AbstractFileSystem | None = None,
         storage_options: dict[str, Any] | None = None,
     ) -> None:
+        for name, value, kind, wanted in (
+            ("client", client, AEPClient, "an AEPClient"),
+            ("settings", settings, Settings, "a Settings"),
+            ("filesystem", filesystem, AbstractFileSystem, "an fsspec filesystem"),
+            ("storage_options", storage_options, Mapping, "a dict"),
+        ):
+            if value is not None and not isinstance(value, kind):
+                raise TypeError(f"{name} must be {wanted}, not {type(value).__name__}")
         self.batch_ids = list(dict.fromkeys(batch_ids))
         self.urls = list(urls)
         self.planned = list(planned)
@@ -98,17 +107,31 @@ class Source:
         storage_options: dict[str, Any] | None = None,
     ) -> Source:
         """Sort batch ids, ``aep://`` URLs, planned files and other URLs into a source."""
-        items = [what] if isinstance(what, str | BatchFile) else list(what)
+        if isinstance(what, str | BatchFile):
+            items: list[Any] = [what]
+        elif isinstance(what, bytes | bytearray | Mapping) or not isinstance(what, Iterable):
+            raise TypeError(f"expected a batch id, a path or a URL, or a list of them; got "
+                            f"{type(what).__name__} {what!r:.60}")  # fmt: skip
+        else:
+            items = list(what)
         if not items:
             raise ValueError("nothing to read: give at least one batch id, path or URL")
         batch_ids: list[str] = []
         urls: list[str] = []
         planned: list[BatchFile] = []
-        for item in items:
+        for i, item in enumerate(items):
+            where = "" if len(items) == 1 else f" (item {i})"
             if isinstance(item, BatchFile):
                 planned.append(item)
-            elif not isinstance(item, str) or not item:
-                raise TypeError(f"expected a batch id, a path or a URL, got {item!r}")
+            elif not isinstance(item, str):
+                raise TypeError(f"expected a batch id, a path or a URL{where}, got "
+                                f"{type(item).__name__} {item!r:.60}")  # fmt: skip
+            elif not item.strip() or "\x00" in item:
+                raise ValueError(f"{item!r:.60}{where} is not a batch id, a path or a URL: "
+                                 f"{'it is blank' if not item.strip() else 'it holds a NUL'}")
+            elif item.startswith("aep://") and not item[len("aep://") :].strip("/"):
+                raise ValueError(f"{item!r}{where} names no batch: write aep://<batch id> or "
+                                 "aep://<batch id>/<file id>/<name>")  # fmt: skip
             elif item.startswith("aep://") and "/" not in item[len("aep://") :].strip("/"):
                 batch_ids.append(item[len("aep://") :].strip("/"))
             elif item.startswith("aep://") or filesystem is not None:
@@ -188,16 +211,25 @@ class Source:
             fs, path = self._filesystem, self._filesystem._strip_protocol(url)
         else:
             fs, path = fsspec.core.url_to_fs(url, **_no_read_ahead(url, self._storage_options))
-        if _GLOB_CHARS.search(path):
-            found = fs.glob(path, detail=True)
-            infos = [found[p] for p in sorted(found)]
-        else:
-            info = fs.info(path)
-            if info.get("type") == "directory":
-                found = fs.find(path, detail=True)
-                infos = [found[p] for p in sorted(found) if _is_data_file(p)]
+        try:
+            if _GLOB_CHARS.search(path):
+                found = fs.glob(path, detail=True)
+                infos = [found[p] for p in sorted(found)]
             else:
-                infos = [info]
+                info = fs.info(path)
+                if info.get("type") == "directory":
+                    found = fs.find(path, detail=True)
+                    infos = [found[p] for p in sorted(found) if _is_data_file(p)]
+                else:
+                    infos = [info]
+        except OSError as exc:
+            missing = isinstance(exc, FileNotFoundError) or exc.errno == ENAMETOOLONG
+            if "://" in url or not missing:
+                raise
+            raise FileNotFoundError(
+                f"{url[:100]!r} is neither an export batch id (8 to 64 letters, digits, '-' or "
+                "'_') nor an existing file or directory"
+            ) from None
         if not infos:
             raise FileNotFoundError(f"{url}: no files match")
         batch = path.split("/", 1)[0] if isinstance(fs, AEPFileSystem) else None

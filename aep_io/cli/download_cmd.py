@@ -15,7 +15,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from aep_io.cli.common import console, err_console, human_bytes
+from aep_io.cli.common import console, err_console, human_bytes, one_line_errors
 from aep_io.client import AEPClient
 from aep_io.downloads import DownloadReport, present_bytes
 from aep_io.downloads import download as download_files
@@ -23,6 +23,7 @@ from aep_io.errors import AEPError
 from aep_io.planning import plan_files
 
 
+@one_line_errors
 def download(
     batch_ids: list[str] = typer.Argument(..., help="Export batch ids."),
     to: Path = typer.Option(

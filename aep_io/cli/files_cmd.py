@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from aep_io.cli.common import console, human_bytes
+from aep_io.cli.common import console, human_bytes, one_line_errors
 from aep_io.planning import plan
 
 
+@one_line_errors
 def files(
     batch_ids: list[str] = typer.Argument(..., help="Export batch ids."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from aep_io.cli.common import console
+from aep_io.cli.common import console, one_line_errors
 
 segments_app = typer.Typer(help="Segment definitions (PQL).", no_args_is_help=True)
 segment_jobs_app = typer.Typer(help="Segment jobs: evaluate definitions.", no_args_is_help=True)
@@ -21,7 +21,7 @@ datasets_app = typer.Typer(help="Catalog datasets.", no_args_is_help=True)
 exports_app = typer.Typer(help="Export jobs: audiences into datasets.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Print the raw record(s) as JSON.")
-TIMEOUT = typer.Option(3600.0, help="Seconds to wait at most.")
+TIMEOUT = typer.Option(3600.0, min=0, help="Seconds to wait at most.")
 
 
 def _client() -> Any:
@@ -54,6 +54,7 @@ def _wait(kind: str, fetch_wait: Callable[..., Any], job_id: Any, timeout: float
 
 # -- segments ---------------------------------------------------------------------------------
 @segments_app.command("create")
+@one_line_errors
 def segments_create(
     name: str = typer.Argument(..., help="Unique name."),
     pql: str = typer.Argument(..., help='PQL, e.g. homeAddress.countryCode = "US"'),
@@ -71,6 +72,7 @@ def segments_create(
 
 
 @segments_app.command("list")
+@one_line_errors
 def segments_list(as_json: bool = JSON) -> None:
     """List segment definitions."""
     from aep_io.segmentation import list_segments
@@ -84,6 +86,7 @@ def segments_list(as_json: bool = JSON) -> None:
 
 
 @segments_app.command("show")
+@one_line_errors
 def segments_show(segment_id: str, as_json: bool = JSON) -> None:
     """Show one segment definition."""
     from aep_io.segmentation import get_segment
@@ -111,6 +114,7 @@ def _print_segment_job(job: Any, as_json: bool) -> None:
 
 
 @segment_jobs_app.command("create")
+@one_line_errors
 def segment_jobs_create(
     segment_ids: list[str] = typer.Argument(..., help="Segment ids ('*' for all)."),
     wait: bool = typer.Option(False, help="Wait for the job to end."),
@@ -127,6 +131,7 @@ def segment_jobs_create(
 
 
 @segment_jobs_app.command("status")
+@one_line_errors
 def segment_jobs_status(job_id: str, as_json: bool = JSON) -> None:
     """Show a segment job."""
     from aep_io.segmentation import get_segment_job
@@ -135,6 +140,7 @@ def segment_jobs_status(job_id: str, as_json: bool = JSON) -> None:
 
 
 @segment_jobs_app.command("wait")
+@one_line_errors
 def segment_jobs_wait(job_id: str, timeout: float = TIMEOUT, as_json: bool = JSON) -> None:
     """Wait for a segment job to succeed (exit 1 if it fails or is cancelled)."""
     from aep_io.segmentation import wait_for_segment_job
@@ -143,6 +149,7 @@ def segment_jobs_wait(job_id: str, timeout: float = TIMEOUT, as_json: bool = JSO
 
 
 @segment_jobs_app.command("cancel")
+@one_line_errors
 def segment_jobs_cancel(job_id: str) -> None:
     """Cancel a segment job (asynchronous)."""
     from aep_io.segmentation import cancel_segment_job
@@ -152,9 +159,10 @@ def segment_jobs_cancel(job_id: str) -> None:
 
 
 @segment_jobs_app.command("list")
+@one_line_errors
 def segment_jobs_list(
     status: str | None = typer.Option(None, help="Only jobs with this status."),
-    limit: int = typer.Option(50, help="At most this many jobs."),
+    limit: int = typer.Option(50, min=1, help="At most this many jobs."),
     as_json: bool = JSON,
 ) -> None:
     """List segment jobs, newest first."""
@@ -172,6 +180,7 @@ def segment_jobs_list(
 
 # -- datasets -----------------------------------------------------------------------------------
 @datasets_app.command("create")
+@one_line_errors
 def datasets_create(
     name: str = typer.Argument(..., help="Dataset name."),
     as_json: bool = JSON,
@@ -200,6 +209,7 @@ def _print_export_job(job: Any, as_json: bool) -> None:
 
 
 @exports_app.command("create")
+@one_line_errors
 def exports_create(
     dataset: str = typer.Option(..., help="Destination dataset id (profile union schema)."),
     segment: list[str] = typer.Option([], help="Segment id to export (repeat); none = all."),
@@ -224,6 +234,7 @@ def exports_create(
 
 
 @exports_app.command("status")
+@one_line_errors
 def exports_status(job_id: str, as_json: bool = JSON) -> None:
     """Show an export job."""
     from aep_io.export_jobs import get_export_job
@@ -232,6 +243,7 @@ def exports_status(job_id: str, as_json: bool = JSON) -> None:
 
 
 @exports_app.command("wait")
+@one_line_errors
 def exports_wait(job_id: str, timeout: float = TIMEOUT, as_json: bool = JSON) -> None:
     """Wait for an export job to succeed (exit 1 if it fails or is cancelled)."""
     from aep_io.export_jobs import wait_for_export_job
@@ -240,6 +252,7 @@ def exports_wait(job_id: str, timeout: float = TIMEOUT, as_json: bool = JSON) ->
 
 
 @exports_app.command("cancel")
+@one_line_errors
 def exports_cancel(job_id: str) -> None:
     """Cancel an export job."""
     from aep_io.export_jobs import cancel_export_job
@@ -249,9 +262,10 @@ def exports_cancel(job_id: str) -> None:
 
 
 @exports_app.command("list")
+@one_line_errors
 def exports_list(
     status: str | None = typer.Option(None, help="Only jobs with this status."),
-    limit: int = typer.Option(50, help="At most this many jobs."),
+    limit: int = typer.Option(50, min=1, help="At most this many jobs."),
     as_json: bool = JSON,
 ) -> None:
     """List export jobs, newest first."""

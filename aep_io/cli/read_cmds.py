@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from aep_io.cli.common import console, human_bytes
+from aep_io.cli.common import console, human_bytes, one_line_errors
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -42,6 +42,7 @@ def _cell(value: object) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+@one_line_errors
 def head(
     batches: list[str] = typer.Argument(..., help="Batch ids, aep:// paths or other URLs."),
     rows: int = typer.Option(10, "-n", "--rows", help="Rows to show."),
@@ -52,13 +53,16 @@ def head(
 
     if rows < 1:
         raise typer.BadParameter("--rows must be at least 1")
-    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
+    if cols is not None and not cols:
+        raise typer.BadParameter("--columns names no column: give comma-separated names")
     _print_arrow(read_arrow(batches, columns=cols, limit=rows))
 
 
+@one_line_errors
 def query(
     sql: str = typer.Argument(..., help="DuckDB SQL; read_parquet('aep://<batch>/*/*.parquet')."),
-    max_rows: int = typer.Option(50, help="Rows to print."),
+    max_rows: int = typer.Option(50, min=1, help="Rows to print."),
     csv: Path | None = typer.Option(None, help="Write the whole result to this CSV file."),
 ) -> None:
     """Run DuckDB SQL with ``aep://`` paths readable (settings from AEP_* variables)."""
@@ -66,6 +70,8 @@ def query(
 
     from aep_io.duckdb_io import register
 
+    if not sql.strip():
+        raise typer.BadParameter("the SQL is empty: give a query, e.g. SELECT 42")
     con = duckdb.connect()
     register(con)
     try:
@@ -92,6 +98,7 @@ def query(
     _print_arrow(result, max_rows=max_rows)
 
 
+@one_line_errors
 def load(
     batches: list[str] = typer.Argument(..., help="Batch ids, aep:// paths or other URLs."),
     duckdb_file: Path | None = typer.Option(

@@ -6,48 +6,42 @@ Lookups and listings answer a map keyed by id, even for a single object; listing
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aep_io.emulator.gateway import authenticate, int_param, problem
+from aep_io.emulator.gateway import (
+    authenticate,
+    echo,
+    fallback,
+    int_param,
+    json_body,
+    problem,
+    want,
+)
 
-__all__ = ["PROFILE_UNION_SCHEMA", "routes"]
+__all__ = ["BATCH_STATUSES", "PROFILE_UNION_SCHEMA", "routes"]
 
 PROFILE_UNION_SCHEMA = "https://ns.adobe.com/xdm/context/profile__union"
-_MAX_BODY = 1024 * 1024
+#: Catalog's batch status enum (``aep_api.md`` §5.3), for the ``status`` filter.
+BATCH_STATUSES = ("processing", "success", "failure", "queued", "retrying", "stalled", "aborted",
+                  "abandoned", "inactive", "failed", "loading", "loaded", "staged", "active",
+                  "staging", "deleted")  # fmt: skip
 _SVC = "CAT"
-
-
-async def read_json_body(request: Request, service: str) -> Any:
-    """The request's JSON body, or a 400/413/415 naming the problem."""
-    content_type = request.headers.get("content-type", "")
-    if "json" not in content_type:
-        raise problem(415, service, "A valid content-type must be specified (application/json)")
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise problem(413, service, f"request body larger than {_MAX_BODY} bytes")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise problem(400, service, f"malformed JSON body: {exc}") from None
 
 
 async def create_dataset(request: Request) -> Response:
     """``POST /dataSets`` → 201 ``["@/dataSets/{id}"]``."""
     tenant = authenticate(request)
-    body = await read_json_body(request, _SVC)
-    if not isinstance(body, dict):
-        raise problem(400, _SVC, "the body must be a JSON object describing the dataset")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise problem(400, _SVC, "field 'name' is required and must be a non-empty string")
-    schema_ref = body.get("schemaRef")
-    if not isinstance(schema_ref, dict) or not isinstance(schema_ref.get("id"), str):
-        raise problem(400, _SVC, "field 'schemaRef.id' is required (a schema URI)")
+    body = await json_body(request, _SVC)
+    name = want(body, "name", str, "", service=_SVC, required=True)
+    if not name.strip():
+        raise problem(400, _SVC, "name must not be empty")
+    want(body, "description", str, "", service=_SVC)
+    schema_ref = want(body, "schemaRef", dict, "", service=_SVC) or {}
+    want(schema_ref, "id", str, "schemaRef.", service=_SVC, required=True)
     store = request.app.state.emulator.store
     ds_id, _ = store.create_dataset(tenant, body)
     return JSONResponse(
@@ -63,7 +57,7 @@ async def get_dataset(request: Request) -> Response:
     ds_id = request.path_params["id"]
     record = request.app.state.emulator.store.get("dataSet", tenant, ds_id)
     if record is None:
-        raise problem(404, _SVC, f"dataSet {ds_id} not found")
+        raise problem(404, _SVC, f"dataSet {echo(ds_id)} not found")
     return JSONResponse({ds_id: record})
 
 
@@ -85,7 +79,7 @@ async def get_batch(request: Request) -> Response:
     batch_id = request.path_params["id"]
     record = request.app.state.emulator.store.get("batch", tenant, batch_id)
     if record is None:
-        raise problem(404, _SVC, f"batch {batch_id} not found")
+        raise problem(404, _SVC, f"batch {echo(batch_id)} not found")
     return JSONResponse({batch_id: record})
 
 
@@ -101,6 +95,9 @@ async def list_batches(request: Request) -> Response:
             if any(o.get("id") == dataset for o in b.get("relatedObjects", []))
         ]
     if status:
+        if status not in BATCH_STATUSES:
+            raise problem(400, _SVC, f"status={status[:40]!r} is not a batch status; use "
+                          f"one of {', '.join(BATCH_STATUSES)}")  # fmt: skip
         items = [(i, b) for i, b in items if b.get("status") == status]
     return _page(request, items)
 
@@ -112,3 +109,4 @@ routes = [
     Route("/batches", list_batches, methods=["GET"]),
     Route("/batches/{id}", get_batch, methods=["GET"]),
 ]
+routes.append(fallback(_SVC, "/data/foundation/catalog", routes))

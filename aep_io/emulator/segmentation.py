@@ -12,39 +12,40 @@ this module holds what they share.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
-from aep_io.emulator.catalog import read_json_body
+from aep_io.emulator import gateway
 from aep_io.emulator.gateway import problem
 from aep_io.emulator.store import Tenant
 
 if TYPE_CHECKING:
     from aep_io.emulator.core import Emulator
 
-__all__ = ["SVC", "json_body", "parse_time", "sandbox_info", "want"]
+__all__ = ["SVC", "check_schema", "json_body", "parse_time", "sandbox_info", "want"]
 
 SVC = "UPS"
 PROFILE_SCHEMA_NAME = "_xdm.context.profile"
+
+#: :func:`.gateway.json_body` and :func:`.gateway.want` answering as this service.
+json_body = functools.partial(gateway.json_body, service=SVC)
+want = functools.partial(gateway.want, service=SVC)
 
 
 def emulator_of(request: Request) -> Emulator:
     return request.app.state.emulator
 
 
-async def json_body(request: Request, *, array: bool = False) -> Any:
-    """The JSON body: an object (or, with ``array``, an object or an array), else 400."""
-    try:
-        body = await read_json_body(request, SVC)
-    except RecursionError:
-        raise problem(400, SVC, "malformed JSON body: nested too deeply") from None
-    if isinstance(body, dict) or (array and isinstance(body, list)):
-        return body
-    wanted = "a JSON object or array" if array else "a JSON object"
-    raise problem(400, SVC, f"the request body must be {wanted}, not {type(body).__name__}")
+def check_schema(schema: dict[str, Any], where: str = "schema.") -> None:
+    """``schema.name`` must name the profile schema (the only one the emulator evaluates)."""
+    name = want(schema, "name", str, where, required=True)
+    if name != PROFILE_SCHEMA_NAME:
+        raise problem(400, SVC, f"{where}name {name[:60]!r} is not supported: use "
+                      f"\"{PROFILE_SCHEMA_NAME}\"")  # fmt: skip
 
 
 def sandbox_info(tenant: Tenant) -> dict[str, Any]:
@@ -78,28 +79,12 @@ def parse_time(value: Any, name: str) -> datetime:
             400, SVC, f"{name}={value[:60]!r} is not an RFC 3339 timestamp "
             "(e.g. 2024-01-01T00:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def want(body: dict[str, Any], key: str, types: type | tuple[type, ...], where: str,
-         *, required: bool = False) -> Any:  # fmt: skip
-    """``body[key]`` if it has one of ``types`` (None when absent and optional), else 400."""
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise problem(400, SVC, f"{where}{key} is required")
-        return None
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        ok = False
-    else:
-        ok = isinstance(value, types)
-    if not ok:
-        names = types if isinstance(types, tuple) else (types,)
-        kinds = " or ".join({"str": "a string", "dict": "an object", "list": "an array",
-                             "bool": "a boolean", "int": "an integer"}.get(t.__name__, t.__name__)
-                            for t in names)  # fmt: skip
-        raise problem(400, SVC, f"{where}{key} must be {kinds}")
-    return value
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise problem(400, SVC, f"{name}={value[:60]!r} is out of range") from None
+    return parsed
 
 
 def __getattr__(name: str) -> Any:
@@ -107,5 +92,6 @@ def __getattr__(name: str) -> Any:
     if name == "routes":
         from aep_io.emulator import export_jobs, segment_definitions, segment_jobs
 
-        return [*segment_definitions.routes, *segment_jobs.routes, *export_jobs.routes]
+        found = [*segment_definitions.routes, *segment_jobs.routes, *export_jobs.routes]
+        return [*found, gateway.fallback(SVC, "/data/core/ups", found)]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
