@@ -16,6 +16,7 @@ is a guess: AEP documents no terminal status for a cancelled export job.
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import uuid
 from collections import Counter
@@ -33,13 +34,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aep_io.emulator.catalog import PROFILE_UNION_SCHEMA
-from aep_io.emulator.gateway import authenticate, int_param, problem
+from aep_io.emulator.gateway import authenticate, echo, int_param, problem
 from aep_io.emulator.jobs import next_number, time_block
 from aep_io.emulator.profiles import INGEST_TIME, PROFILE_ID, is_internal, parquet_options
 from aep_io.emulator.segment_definitions import KIND as DEFINITION
 from aep_io.emulator.segment_jobs import evaluate, profile_source
 from aep_io.emulator.segmentation import (
     SVC,
+    check_schema,
     default_merge_policy,
     emulator_of,
     json_body,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["routes"]
 
 KIND = "exportJob"
+_NUMBER = re.compile(r"^[0-9]{1,18}$")  # ASCII digits that fit an int64
 # The spec's enum is NEW, PROCESSING, SUCCEEDED, FAILED; CANCELLED (after DELETE) is a guess.
 STATUSES = ("NEW", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLED")
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED"}
@@ -73,7 +76,7 @@ class _Cancelled(Exception):
 def _parse(body: dict[str, Any], emulator: Emulator, tenant: Tenant) -> dict[str, Any]:
     """Validate a create body; returns the normalised job fields (400/422 otherwise)."""
     schema = want(body, "schema", dict, "", required=True)
-    want(schema, "name", str, "schema.", required=True)
+    check_schema(schema)
     dest = want(body, "destination", dict, "", required=True)
     dataset_id = want(dest, "datasetId", str, "destination.", required=True)
     per_batch = want(dest, "segmentPerBatch", bool, "destination.") or False
@@ -277,9 +280,13 @@ def _membership_mask(membership: pa.Array, segments: list[dict[str, Any]],
 
 
 def _query(emulator: Emulator, tenant: Tenant, job: dict[str, Any],
-           segments: list[dict[str, Any]] | None) -> tuple[str, pa.Schema, str | None]:  # fmt: skip
+           segments: list[dict[str, Any]] | None, *,
+           overlaid: bool) -> tuple[str, pa.Schema, str | None]:  # fmt: skip
     """The export query for one batch, the Arrow schema of its rows and, with an eventList,
-    the query of the events (sorted by profile, then time) that fill ``timeSeriesEvents``."""
+    the query of the events (sorted by profile, then time) that fill ``timeSeriesEvents``.
+
+    ``overlaid``: segment jobs left membership beside the store, so the rows carry their
+    loaded membership (``__sm``) and store position (``__row``) to be completed per batch."""
     schema = emulator.profiles.schema(tenant)
     assert schema is not None
     selects, arrow = _project(_path_tree(job.get("fields"), schema), list(schema), "")
@@ -305,8 +312,10 @@ def _query(emulator: Emulator, tenant: Tenant, job: dict[str, Any],
         hidden.append(f'"{PROFILE_ID}" AS __pid')
         arrow.append(pa.field("timeSeriesEvents", pa.list_(pa.struct(inner_fields))))
     where = ["TRUE"]
-    if segments:  # applied per batch by _membership_mask
+    if segments or overlaid:  # applied per batch by _membership_mask / effective_membership
         hidden.append('"segmentMembership" AS __sm')
+    if overlaid:
+        hidden.append("__row")
     if filt.get("fromIngestTimestamp") is not None:
         where.append(f'"_repo"."modifyDate" > {_ts(filt["fromIngestTimestamp"], "from")}')
     if not filt.get("emptyProfiles"):
@@ -319,6 +328,21 @@ def _query(emulator: Emulator, tenant: Tenant, job: dict[str, Any],
            f"FROM {profile_source(emulator, tenant, events=False)} "
            f"WHERE {' AND '.join(where)}")  # fmt: skip
     return sql, pa.schema(arrow), events_sql
+
+
+def _with_effective_membership(emulator: Emulator, tenant: Tenant, batch: pa.RecordBatch,
+                               entries: dict[str, pa.Array]) -> pa.RecordBatch:  # fmt: skip
+    """``batch`` with the membership segment jobs left applied to ``__sm`` and to an exported
+    ``segmentMembership``; ``__row`` dropped."""
+    rows = np.asarray(batch.column("__row").to_numpy(), dtype=np.int64)
+    effective = emulator.profiles.effective_membership(tenant, batch.column("__sm"), rows,
+                                                       entries)  # fmt: skip
+    names = batch.schema.names
+    batch = batch.set_column(names.index("__sm"), "__sm", effective)
+    if "segmentMembership" in names:
+        batch = batch.set_column(names.index("segmentMembership"), "segmentMembership",
+                                 effective)  # fmt: skip
+    return batch.drop_columns(["__row"])
 
 
 class _Events:
@@ -410,7 +434,9 @@ def _export_batch(emulator: Emulator, tenant: Tenant, job: dict[str, Any], batch
     with tempfile.TemporaryDirectory(dir=emulator.data_dir, prefix=".export-") as tmp:
         rows = 0
         if emulator.profiles.exists(tenant):
-            sql, schema, events_sql = _query(emulator, tenant, job, segments)
+            entries = emulator.profiles.overlay_entries(tenant)
+            sql, schema, events_sql = _query(emulator, tenant, job, segments,
+                                             overlaid=bool(entries))
             qualification = (job.get("filter") or {}).get("segmentQualificationTime") or {}
             parts = _Parts(Path(tmp), schema, part_rows, group_rows)
             con = duckdb.connect()
@@ -424,9 +450,12 @@ def _export_batch(emulator: Emulator, tenant: Tenant, job: dict[str, Any], batch
                     for batch in con.sql(sql).to_arrow_reader(group_rows):
                         if cancelled():
                             raise _Cancelled
+                        if entries:
+                            batch = _with_effective_membership(emulator, tenant, batch, entries)
                         if segments:
                             batch = batch.filter(_membership_mask(
                                 batch.column("__sm"), segments, qualification))
+                        if segments or entries:
                             batch = batch.drop_columns(["__sm"])
                         namespaces = pc.list_flatten(batch.column("__ns"))
                         for item in pc.value_counts(namespaces).to_pylist():
@@ -559,7 +588,7 @@ def _get(request: Request, tenant: Tenant) -> dict[str, Any]:
     key = request.path_params["id"]
     record = emulator.store.get(KIND, tenant, key)
     if record is None:
-        raise problem(404, SVC, f"Export job {key} not found")
+        raise problem(404, SVC, f"Export job {echo(key)} not found")
     return _settle(emulator, tenant, record)
 
 
@@ -593,11 +622,11 @@ async def list_jobs(request: Request) -> Response:
     items = [r for r in items if not status or r["status"] == status]
     items.sort(key=lambda r: (r["creationTime"], r["id"]), reverse=True)
     offset = request.query_params.get("offset") or ""
-    if offset.isdigit():  # the seed's numeric ?offset=2: a plain skip count
+    if _NUMBER.match(offset):  # the seed's numeric ?offset=2: a plain skip count
         items = items[int(offset):]
     elif offset:
         ms, sep, last = offset.partition("_")
-        if not (sep and ms.isdigit() and last.isdigit()):
+        if not (sep and _NUMBER.match(ms) and _NUMBER.match(last)):
             raise problem(400, SVC, f"offset={offset[:60]!r}: expected <creationTimeMs>_<jobId> "
                           "from a previous page's pageOffset")  # fmt: skip
         after = (int(ms), int(last))

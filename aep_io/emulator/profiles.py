@@ -10,6 +10,12 @@ Per tenant (IMS org + sandbox) it is a directory ``DIR/profiles/<org-hash>/<sand
   ``timestamp``, ``eventType``, ``commerce.order.priceTotal``, ``environment.browserDetails``
   and the internal ingestion time ``_emulatorIngestTime``).
 
+* ``membership/``: the ``ups`` entries segment jobs left, one file per segment, overlaid on the
+  loaded ``segmentMembership`` by every reader (:mod:`.membership_state`; replacing the
+  profiles clears it);
+* ``*.json`` / ``*.npy`` sidecars: facts derived from ``profiles.parquet`` (stamped with its
+  mtime and size, recomputed when it changes).
+
 Internal columns (``_repo`` and every ``_emulator*`` name) are never exported. Files are only
 ever replaced atomically (write a new file, fsync, rename), so a reader holding the old file
 keeps a consistent snapshot; writers of one tenant serialise on :meth:`ProfileStore.lock`.
@@ -17,6 +23,9 @@ keeps a consistent snapshot; writers of one tenant serialise on :meth:`ProfileSt
 Example:
     >>> import tempfile
     >>> from aep_io.emulator.store import Tenant
+
+if TYPE_CHECKING:
+    from aep_io.emulator.membership_state import MembershipOverlay
     >>> store = ProfileStore(tempfile.mkdtemp())
     >>> store.load_synthetic(Tenant("ORG@AdobeOrg", "prod"), profiles=1_000, seed=1)
     1000
@@ -30,10 +39,9 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,13 +50,15 @@ import pyarrow.parquet as pq
 
 from aep_io.emulator.store import Tenant
 
+if TYPE_CHECKING:
+    from aep_io.emulator.membership_state import MembershipOverlay
+
 __all__ = [
     "EVENTS_SCHEMA",
     "MEMBERSHIP_TYPE",
     "ProfileLoadError",
     "ProfileStore",
     "is_internal",
-    "merge_membership",
 ]
 
 PROFILE_ID = "_emulatorProfileId"
@@ -168,8 +178,99 @@ class ProfileStore:
         return pq.read_metadata(path).num_rows if path.exists() else 0
 
     def read(self, tenant: Tenant, columns: Sequence[str] | None = None) -> pa.Table:
-        """The whole profile table (for tests and tools)."""
-        return pq.read_table(self.profiles_path(tenant), columns=columns)
+        """The whole profile table with the effective ``segmentMembership`` (for tests, tools
+        and :meth:`update`)."""
+        table = pq.read_table(self.profiles_path(tenant), columns=columns)
+        if "segmentMembership" in table.column_names:
+            index = table.column_names.index("segmentMembership")
+            effective = self.effective_membership(
+                tenant, table.column(index).combine_chunks(), np.arange(table.num_rows)
+            )
+            table = table.set_column(index, "segmentMembership", effective)
+        return table
+
+    # -- membership left by segment jobs ---------------------------------------------------
+    def overlay(self, tenant: Tenant) -> MembershipOverlay:
+        """The per-segment entries segment jobs saved beside the store (see
+        :mod:`.membership_state`)."""
+        from aep_io.emulator.membership_state import MembershipOverlay
+
+        return MembershipOverlay(self.directory(tenant) / "membership")
+
+    def overlay_entries(self, tenant: Tenant) -> dict[str, pa.Array]:
+        """Every overlaid segment's entries, one per store row."""
+        overlay = self.overlay(tenant)
+        return overlay.load(overlay.ids(), self.count(tenant))
+
+    def effective_membership(
+        self, tenant: Tenant, loaded: pa.Array, rows: np.ndarray,
+        entries: dict[str, pa.Array] | None = None,
+    ) -> pa.Array:
+        """The membership of store ``rows`` (positions) whose loaded membership is ``loaded``,
+        with the entries segment jobs left (``entries``: :meth:`overlay_entries`, read when
+        None)."""
+        from aep_io.emulator.membership_state import splice_ups
+
+        entries = self.overlay_entries(tenant) if entries is None else entries
+        if not entries:
+            return loaded
+        index = pa.array(rows, pa.int64())
+        return splice_ups(loaded, {s: e.take(index) for s, e in entries.items()})
+
+    def loaded_segment_ids(self, tenant: Tenant) -> frozenset[str]:
+        """Segment ids with an ``ups`` entry in the *loaded* membership (cached beside the
+        store, so a job only scans the loaded map when it evaluates one of these)."""
+        def compute() -> dict[str, Any]:
+            found: set[str] = set()
+            source = pq.ParquetFile(self.profiles_path(tenant))
+            for batch in source.iter_batches(columns=["segmentMembership"]):
+                _, okeys, inner = _entries(batch.column(0))
+                ups = np.asarray(pc.equal(pc.utf8_lower(okeys), "ups").fill_null(False), bool)
+                inner_off, ikeys, _ = _entries(inner)
+                keys = ikeys.filter(pa.array(np.repeat(ups, np.diff(inner_off))))
+                found.update(k for k in pc.unique(keys).to_pylist() if k is not None)
+            return {"ids": sorted(found)}
+
+        return frozenset(self._sidecar(tenant, "loaded-segments.json", compute)["ids"])
+
+    def namespace_sets(self, tenant: Tenant) -> tuple[np.ndarray, list[list[str]]]:
+        """Per store row the index of its set of identity namespaces, and the sets (cached
+        beside the store: metrics count members per namespace without reading identities)."""
+        codes_path = self.directory(tenant) / "namespace-sets.npy"
+
+        def compute() -> dict[str, Any]:
+            codes, sets = [], {}
+            for batch in pq.ParquetFile(self.profiles_path(tenant)).iter_batches(
+                columns=["identityMap"]
+            ):
+                offsets, keys, _ = _entries(batch.column(0))
+                joined = pc.binary_join(pa.ListArray.from_arrays(
+                    pa.array(offsets.astype(np.int32)), keys.cast(pa.string())), "\x1f")
+                encoded = pc.dictionary_encode(joined.fill_null(""))
+                local = [sets.setdefault(v, len(sets)) for v in encoded.dictionary.to_pylist()]
+                codes.append(np.asarray(local, dtype=np.int32)[
+                    np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)])
+            with atomic_path(codes_path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, np.concatenate(codes) if codes else np.zeros(0, np.int32))
+            return {"sets": [v.split("\x1f") if v else [] for v in sets]}
+
+        sets = self._sidecar(tenant, "namespace-sets.json", compute)["sets"]
+        return np.load(codes_path), sets
+
+    def _sidecar(self, tenant: Tenant, name: str, compute: Callable[[], dict[str, Any]]
+                 ) -> dict[str, Any]:  # fmt: skip
+        """``compute()``, cached in a JSON file beside the store until the store changes."""
+        stat = self.profiles_path(tenant).stat()
+        stamp = [stat.st_mtime_ns, stat.st_size]
+        path = self.directory(tenant) / name
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            data = json.loads(path.read_text())
+            if data["stamp"] == stamp:
+                return dict(data["value"])
+        value = compute()
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"stamp": stamp, "value": value}))
+        return value
 
     def read_events(self, tenant: Tenant) -> pa.Table:
         path = self.events_path(tenant)
@@ -217,6 +318,7 @@ class ProfileStore:
                     start += n
                 if start == 0:
                     writer.write_table(schema.empty_table())
+            self.overlay(tenant).clear()
             self._write_events(tenant, _synthetic_events(profiles, seed, events_per_profile,
                                                          now_us))  # fmt: skip
         return profiles
@@ -263,52 +365,12 @@ class ProfileStore:
             with atomic_path(self.profiles_path(tenant)) as tmp:
                 pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS,
                                **parquet_options(table.schema))
+            self.overlay(tenant).clear()
 
     def _write_events(self, tenant: Tenant, table: pa.Table) -> None:
         with atomic_path(self.events_path(tenant)) as tmp:
             pq.write_table(table, tmp, row_group_size=4 * ROW_GROUP_ROWS,
                            **parquet_options(table.schema))
-
-    def rewrite_membership(
-        self,
-        tenant: Tenant,
-        rewrite: Callable[[pa.RecordBatch, int], pa.Array],
-        *,
-        commit: Callable[[], bool] = lambda: True,
-    ) -> bool:
-        """Stream the profiles, replace ``segmentMembership`` by ``rewrite(batch, first_row)``
-        and atomically swap the file in, unless ``commit()`` says no. Caller holds the lock."""
-        path = self.profiles_path(tenant)
-        meta = pq.read_metadata(path)
-        schema = pq.read_schema(path)
-        column = schema.get_field_index("segmentMembership")
-        starts = _excl_cumsum(np.array([meta.row_group(i).num_rows
-                                        for i in range(meta.num_row_groups)], dtype=np.int64))
-
-        def one(group: int) -> pa.Table:
-            # decoding, merging and encoding release the GIL: row groups overlap in threads
-            table = pq.ParquetFile(path).read_row_group(group).combine_chunks()
-            batch = table.to_batches()[0] if table.num_rows else schema.empty_table()
-            if isinstance(batch, pa.Table):
-                return batch
-            columns = list(batch.columns)
-            columns[column] = rewrite(batch, int(starts[group]))
-            return pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=schema)])
-
-        with atomic_path(path) as tmp:
-            with _writer(tmp, schema) as writer, ThreadPoolExecutor(2) as pool:
-                pending: list[Future[pa.Table]] = []
-                for group in range(meta.num_row_groups):
-                    pending.append(pool.submit(one, group))
-                    if len(pending) > 2:
-                        writer.write_table(pending.pop(0).result(), row_group_size=ROW_GROUP_ROWS)
-                for future in pending:
-                    writer.write_table(future.result(), row_group_size=ROW_GROUP_ROWS)
-                if meta.num_row_groups == 0:
-                    writer.write_table(schema.empty_table())
-            if not commit():
-                return False
-        return True
 
 
 # ---------------------------------------------------------------------------- normalising
@@ -516,7 +578,7 @@ def _synthetic_events(profiles: int, seed: int, mean: float, now_us: int) -> pa.
     )  # fmt: skip
 
 
-# ---------------------------------------------------------------------------- membership merge
+# ---------------------------------------------------------------------------- map arrays
 
 
 def _entries(arr: pa.MapArray) -> tuple[np.ndarray, pa.Array, pa.Array]:
@@ -530,138 +592,3 @@ def _excl_cumsum(counts: np.ndarray) -> np.ndarray:
     out = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=out[1:])
     return out
-
-
-def _rank_in_row(mask: np.ndarray, rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For entries sorted by row: per selected entry its rank within its row; per row counts."""
-    sel_rows = rows[mask]
-    counts = np.bincount(sel_rows, minlength=n)
-    rank = np.arange(len(sel_rows)) - _excl_cumsum(counts)[sel_rows]
-    return rank, counts
-
-
-def merge_membership(
-    membership: pa.Array,
-    qualifies: np.ndarray,
-    segment_ids: Sequence[str],
-    versions: Sequence[str],
-    valid_until_us: Sequence[int | None],
-    now_us: int,
-) -> tuple[pa.Array, np.ndarray]:
-    """The new ``segmentMembership`` of a batch after evaluating ``segment_ids``.
-
-    ``qualifies[row, j]`` says whether the row's profile qualifies for segment ``j`` now.
-    Per (profile, segment) the status code is 0 (no entry), 1 realized (newly in), 2 existing
-    (in before and now, qualification time kept), 3 exited (in before, not now), 4 unchanged
-    (an exited entry that stays exited). Entries land under the ``ups`` namespace key (any case
-    variant of it is folded into ``ups``); other namespaces are kept as they are.
-    Returns the new map array and the codes, shape ``(rows, segments)``.
-    """
-    n, k = qualifies.shape
-    outer_off, okeys, inner = _entries(membership)
-    valid = ~np.asarray(membership.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    inner_off, ikeys, items = _entries(inner)
-    e_out, e_in = len(okeys), len(ikeys)
-    row_of_outer = np.repeat(np.arange(n), np.diff(outer_off))
-    ups_outer = np.asarray(pc.equal(pc.utf8_lower(okeys), "ups").fill_null(False), dtype=bool)
-    cnt_in = np.diff(inner_off)
-    outer_of_inner = np.repeat(np.arange(e_out), cnt_in)
-    row_of_inner = row_of_outer[outer_of_inner]
-    ups_inner = ups_outer[outer_of_inner]
-    jidx = pc.index_in(ikeys, value_set=pa.array(list(segment_ids), pa.string()))
-    jidx = np.asarray(jidx.fill_null(-1), dtype=np.int64)
-    job_inner = ups_inner & (jidx >= 0)
-    prev = np.full((n, k), -1, dtype=np.int64)
-    job_pos = np.flatnonzero(job_inner)
-    prev[row_of_inner[job_pos], jidx[job_pos]] = job_pos
-    statuses = pc.utf8_lower(pc.struct_field(items, "status"))
-    was_in_entry = np.asarray(
-        pc.is_in(statuses, value_set=pa.array(MEMBER_STATUSES)).fill_null(False), dtype=bool
-    )
-    was_in = np.zeros((n, k), dtype=bool)
-    has_prev = prev >= 0
-    was_in[has_prev] = was_in_entry[prev[has_prev]]
-    codes = np.where(
-        qualifies, np.where(was_in, 2, 1), np.where(was_in, 3, np.where(has_prev, 4, 0))
-    ).astype(np.int8)
-
-    # new entries, in (row, segment) order
-    flat = np.flatnonzero(codes.reshape(-1))
-    nrow, nj = flat // k, flat % k
-    ncode = codes.reshape(-1)[flat]
-    new_items = _new_entries(items, prev[nrow, nj], ncode, nj, versions, valid_until_us, now_us)
-    new_keys = pa.array(list(segment_ids), pa.string()).take(pa.array(nj))
-
-    # destination of each inner entry: per row, ups entries kept, new entries, other namespaces
-    keep_ups = ups_inner & ~job_inner
-    rank_a, a = _rank_in_row(keep_ups, row_of_inner, n)
-    b = np.bincount(nrow, minlength=n)
-    rank_c, c = _rank_in_row(~ups_inner, row_of_inner, n)
-    base = _excl_cumsum(a + b + c)
-    order = np.empty(int(base[-1]), dtype=np.int64)
-    src_a = np.flatnonzero(keep_ups)
-    order[base[row_of_inner[src_a]] + rank_a] = src_a
-    rank_b = np.arange(len(flat)) - _excl_cumsum(b)[nrow]
-    order[base[nrow] + a[nrow] + rank_b] = e_in + np.arange(len(flat))
-    src_c = np.flatnonzero(~ups_inner)
-    rc = row_of_inner[src_c]
-    order[base[rc] + a[rc] + b[rc] + rank_c] = src_c
-    take = pa.array(order)
-    all_keys = pa.concat_arrays([ikeys.cast(pa.string()), new_keys]).take(take)
-    all_items = pa.concat_arrays([items, new_items]).take(take)
-
-    # outer entries: "ups" first (when it has entries), then the other namespaces in order
-    has_ups = (a + b) > 0
-    rank_o, c_out = _rank_in_row(~ups_outer, row_of_outer, n)
-    obase = _excl_cumsum(has_ups.astype(np.int64) + c_out)
-    total_out = int(obase[-1])
-    out_keys = np.empty(total_out, dtype=object)
-    out_counts = np.empty(total_out, dtype=np.int64)
-    ups_rows = np.flatnonzero(has_ups)
-    out_keys[obase[ups_rows]] = "ups"
-    out_counts[obase[ups_rows]] = (a + b)[ups_rows]
-    src_o = np.flatnonzero(~ups_outer)
-    ro = row_of_outer[src_o]
-    dest_o = obase[ro] + has_ups[ro] + rank_o
-    key_strings = okeys.cast(pa.string()).to_numpy(zero_copy_only=False)
-    out_keys[dest_o] = key_strings[src_o]
-    out_counts[dest_o] = cnt_in[src_o]
-    inner_map = pa.MapArray.from_arrays(
-        pa.array(_excl_cumsum(out_counts).astype(np.int32)), all_keys, all_items,
-        type=MEMBERSHIP_TYPE.item_type,
-    )
-    null = ~valid & (obase[1:] == obase[:-1])
-    result = pa.MapArray.from_arrays(
-        pa.array(obase.astype(np.int32)), pa.array(out_keys, pa.string()), inner_map,
-        type=MEMBERSHIP_TYPE, mask=pa.array(null) if null.any() else None,
-    )
-    return result, codes
-
-
-def _new_entries(
-    items: pa.Array, prev: np.ndarray, code: np.ndarray, seg: np.ndarray,
-    versions: Sequence[str], valid_until_us: Sequence[int | None], now_us: int,
-) -> pa.StructArray:
-    """Membership structs for the (row, segment) pairs with codes 1-4."""
-    base = items.take(pa.array(prev, mask=prev < 0))
-    keep = code == 4
-
-    def field(name: str) -> pa.Array:
-        if not len(base):
-            return pa.array([], ENTRY_TYPE.field(name).type)
-        return pc.struct_field(base, name)
-
-    version = pa.array(np.asarray(list(versions) or [""], dtype=object)[seg], pa.string())
-    version = pc.if_else(pa.array(keep), field("version"), version)
-    lqt = pc.if_else(pa.array((code == 2) | keep), field("lastQualificationTime"),
-                     pa.scalar(now_us, _TS))  # fmt: skip
-    limits = np.array([v if v is not None else -1 for v in valid_until_us] or [-1], np.int64)
-    until = limits[seg]
-    fresh = pa.array(until, _TS, mask=(until < 0) | (code == 3))
-    valid = pc.if_else(pa.array(keep), field("validUntil"), fresh)
-    names = np.array(["", "realized", "existing", "exited", ""], dtype=object)[code]
-    status = pc.if_else(pa.array(keep), field("status"), pa.array(names, pa.string()))
-    return pa.StructArray.from_arrays(
-        [version.cast(pa.string()), lqt.cast(_TS), valid.cast(_TS), status.cast(pa.string())],
-        fields=list(ENTRY_TYPE),
-    )

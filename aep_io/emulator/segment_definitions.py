@@ -20,11 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aep_io.emulator.gateway import authenticate, int_param, problem
+from aep_io.emulator.gateway import authenticate, echo, int_param, json_type, problem
 from aep_io.emulator.profiles import public_schema
 from aep_io.emulator.segmentation import (
     PROFILE_SCHEMA_NAME,
     SVC,
+    check_schema,
     default_merge_policy,
     emulator_of,
     json_body,
@@ -40,6 +41,7 @@ __all__ = ["pql_schema", "pql_text", "routes"]
 
 KIND = "segmentDefinition"
 _FORMATS = ("pql/text", "pql/json")
+_MAX_TTL_DAYS = 36_500
 _SORT_FIELDS = ("creationTime", "updateTime", "name")
 _DEFAULT_EVALUATION = {"batch": {"enabled": True}, "continuous": {"enabled": False},
                        "synchronous": {"enabled": False}}  # fmt: skip
@@ -97,6 +99,8 @@ def _json_to_text(node: Any) -> str:
         return f"{parent}.{name}" if parent else name
     if kind == "fnApply":
         name, params = node.get("fnName"), node.get("params") or []
+        if not isinstance(params, list):
+            raise ValueError(f"fnApply params must be an array, not {json_type(params)}")
         args = [_json_to_text(p) for p in params]
         if name in _BINARY and len(args) == 2:
             return f"({args[0]} {name} {args[1]})"
@@ -108,6 +112,19 @@ def _json_to_text(node: Any) -> str:
             return f"{args[0]}.{name}({', '.join(args[1:])})"
         raise ValueError(f"unsupported pql/json function {name!r}")
     raise ValueError(f"unsupported pql/json nodeType {kind!r}")
+
+
+def _shorten(message: str, width: int = 160) -> str:
+    """A parser message cut to a readable size: the caret line and the source line above it
+    are cut to a ``width`` window around the caret (a long expression is not echoed whole)."""
+    lines = message.split("\n")
+    if len(lines) == 3 and lines[2].rstrip().endswith("^") and len(lines[1]) > width + 2:
+        source, caret = lines[1][2:], lines[2][2:].rstrip()
+        start = max(0, len(caret) - 1 - width // 2)
+        cut = "..." if start else ""
+        lines[1] = f"  {cut}{source[start : start + width]}"
+        lines[2] = f"  {' ' * len(cut)}{caret[start:]}"
+    return "\n".join(line[:1000] for line in lines)[:2000]
 
 
 def check_pql(emulator: Emulator, tenant: Tenant, text: str) -> None:
@@ -122,9 +139,12 @@ def check_pql(emulator: Emulator, tenant: Tenant, text: str) -> None:
         where = "" if exc.line is None else (
             f" at line {exc.line}, column {exc.column} (position {exc.position})"
         )
-        raise problem(400, SVC, f"Invalid PQL expression{where}: {exc}") from None
-    except (RecursionError, ValueError, TypeError, KeyError) as exc:  # never a 500 for user text
-        raise problem(400, SVC, f"PQL expression cannot be compiled: {exc}") from None
+        raise problem(400, SVC, f"Invalid PQL expression{where}: {_shorten(str(exc))}") from None
+    except RecursionError:
+        raise problem(400, SVC, "PQL expression is nested too deeply to compile") from None
+    except (ValueError, TypeError, KeyError) as exc:  # never a 500 for user text
+        raise problem(400, SVC, f"PQL expression cannot be compiled: {_shorten(str(exc))}"
+                      ) from None
     if missing:
         raise problem(400, SVC, f"inSegment() names unknown segment definition(s): "
                       f"{', '.join(missing)}")  # fmt: skip
@@ -136,22 +156,28 @@ def _validate(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]
         raise problem(400, SVC, "name must not be empty")
     for key in ("description", "mergePolicyId", "profileInstanceId"):
         want(body, key, str, "")
-    want(body, "evaluationInfo", dict, "")
+    evaluation = want(body, "evaluationInfo", dict, "") or {}
+    for key in _DEFAULT_EVALUATION:
+        if want(evaluation, key, dict, "evaluationInfo.") is not None:
+            want(evaluation[key], "enabled", bool, f"evaluationInfo.{key}.")
     ttl = want(body, "ttlInDays", int, "")
-    if ttl is not None and ttl < 0:
-        raise problem(400, SVC, "ttlInDays must be >= 0")
+    if ttl is not None and not 0 <= ttl <= _MAX_TTL_DAYS:
+        raise problem(400, SVC, f"ttlInDays={ttl} must lie between 0 and {_MAX_TTL_DAYS}")
     expression = want(body, "expression", dict, "", required=True)
     kind = want(expression, "type", str, "expression.", required=True)
     if kind != "PQL":
         raise problem(400, SVC, f"expression.type {kind[:40]!r} is not supported (use \"PQL\")")
     fmt = want(expression, "format", str, "expression.", required=True)
     if fmt not in _FORMATS:
-        raise problem(400, SVC, f"expression.format must be one of {', '.join(_FORMATS)}")
+        raise problem(400, SVC, f"expression.format {fmt[:40]!r} is not supported: use one of "
+                      f"{', '.join(_FORMATS)}")  # fmt: skip
     want(expression, "value", str, "expression.", required=True)
     schema = want(body, "schema", dict, "", required=True)
-    if not isinstance(schema.get("name"), str) and not isinstance(schema.get("id"), str):
-        raise problem(400, SVC, "schema.name (or schema.id) is required, e.g. "
-                      f"{{\"name\": \"{PROFILE_SCHEMA_NAME}\"}}")  # fmt: skip
+    if schema.get("name") is not None or not isinstance(schema.get("id"), str):
+        if schema.get("name") is None:
+            raise problem(400, SVC, "schema.name (or schema.id) is required, e.g. "
+                          f"{{\"name\": \"{PROFILE_SCHEMA_NAME}\"}}")  # fmt: skip
+        check_schema(schema)
     return name, expression, schema
 
 
@@ -163,12 +189,14 @@ async def create_definition(request: Request) -> Response:
     name, expression, schema = _validate(body)
     try:
         text = pql_text(expression)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise problem(400, SVC, "Invalid pql/json expression: nested too deeply") from None
+    except (ValueError, TypeError) as exc:
         raise problem(400, SVC, f"Invalid pql/json expression: {exc}") from None
     check_pql(emulator, tenant, text)
     with emulator.jobs.lock:
         if any(d.get("name") == name for _, d in emulator.store.list(KIND, tenant)):
-            raise problem(422, SVC, f"a segment definition named {name!r} already exists")
+            raise problem(422, SVC, f"a segment definition named {name[:200]!r} already exists")
         ms = now_ms()
         seg_id = str(uuid.uuid4())
         evaluation = dict(_DEFAULT_EVALUATION)
@@ -202,7 +230,7 @@ def _get(request: Request, tenant: Tenant) -> dict[str, Any]:
     seg_id = request.path_params["id"]
     record = emulator_of(request).store.get(KIND, tenant, seg_id)
     if record is None:
-        raise problem(404, SVC, f"Segment definition {seg_id} not found")
+        raise problem(404, SVC, f"Segment definition {echo(seg_id)} not found")
     return record
 
 
@@ -229,6 +257,8 @@ async def delete_definition(request: Request) -> Response:
         raise problem(422, SVC, f"segment definition {record['id']} is used by inSegment() in "
                       f"{', '.join(users)}")  # fmt: skip
     emulator.store.delete(KIND, tenant, record["id"])
+    with emulator.profiles.lock(tenant):  # its membership goes with it
+        emulator.profiles.overlay(tenant).discard(record["id"])
     return Response(status_code=204)
 
 

@@ -10,13 +10,14 @@ and then FAILS with an ``errors`` entry naming the id (AEP validates asynchronou
 Evaluation (:func:`evaluate`) is ONE DuckDB query over the tenant's ``profiles.parquet`` that
 computes every segment's PQL condition; segments using ``inSegment`` of another segment of the
 same job are computed in a later chained CTE that sees the earlier results in
-``segmentMembership``. The results then update ``segmentMembership.ups`` (realized / existing /
-exited, :func:`.profiles.merge_membership`) in one streaming, atomic rewrite of the store.
+``segmentMembership``. The results become each segment's ``ups`` entries (realized / existing /
+exited, :func:`.membership_state.next_entries`), saved beside the store and overlaid on its
+loaded ``segmentMembership`` by every reader.
 """
 
 from __future__ import annotations
 
-import threading
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,23 +28,27 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aep_io.emulator.gateway import authenticate, int_param, problem
+from aep_io.emulator.gateway import authenticate, echo, int_param, problem
 from aep_io.emulator.jobs import time_block
-from aep_io.emulator.profiles import _entries, merge_membership
+from aep_io.emulator.membership_state import entries_of, next_entries
+from aep_io.emulator.profiles import ENTRY_TYPE, MEMBER_STATUSES
 from aep_io.emulator.segment_definitions import KIND as DEFINITION
 from aep_io.emulator.segment_definitions import pql_schema, pql_text
 from aep_io.emulator.segmentation import (
     PROFILE_SCHEMA_NAME,
     SVC,
+    check_schema,
     default_merge_policy,
     emulator_of,
     json_body,
     request_id,
     sandbox_info,
+    want,
 )
 from aep_io.emulator.store import Tenant, new_batch_id, now_ms
 
@@ -72,6 +77,7 @@ class Evaluation:
     by_status: dict[str, Counter[str]] = field(default_factory=dict)
     by_namespace: dict[str, Counter[str]] = field(default_factory=dict)
     committed: bool = True
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase, for benchmarks
 
     def metrics(self, merge_policy: str) -> dict[str, Any]:
         return {
@@ -115,38 +121,19 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-_MEMBER_STRUCT = ("{'version': %s, 'lastQualificationTime': NULL::TIMESTAMPTZ, "
-                  "'validUntil': NULL::TIMESTAMPTZ, 'status': 'realized'}")  # fmt: skip
-
-
-def _overlay(ids: list[str], columns: list[str]) -> str:
-    """SQL for ``segmentMembership`` with the ``ups`` entries of ``ids`` replaced by the
-    qualification results in ``columns`` (for inSegment of a later level)."""
-    sm = 'coalesce("segmentMembership", MAP {})'
-    others = f"map_from_entries(list_filter(map_entries({sm}), lambda e: lower(e.key) <> 'ups'))"
-    kept = (
-        f"list_filter(flatten(list_transform(list_filter(map_entries({sm}), "
-        "lambda e: lower(e.key) = 'ups'), lambda e: map_entries(e.value))), "
-        f"lambda x: x.key NOT IN ({', '.join(_lit(s) for s in ids)}))"
-    )
-    fresh = ", ".join(
-        f"{{'key': {_lit(s)}, 'value': CASE WHEN {c} THEN {_MEMBER_STRUCT % _lit('1')} END}}"
-        for s, c in zip(ids, columns, strict=True)
-    )
-    new = f"list_filter([{fresh}], lambda x: x.value IS NOT NULL)"
-    return f"map_concat({others}, MAP {{'ups': map_from_entries(list_concat({kept}, {new}))}})"
-
-
 def profile_source(
     emulator: Emulator, tenant: Tenant, *, events: bool, event_filter: str = "TRUE",
-    event_columns: str | None = None,
+    event_columns: str | None = None, joined: str | None = None,
 ) -> str:
     """SQL relation of the tenant's profiles (with ``__row``, the file order), optionally with a
-    ``timeSeriesEvents`` column aggregated from the events table."""
+    ``timeSeriesEvents`` column aggregated from the events table, and with the columns of the
+    relation named ``joined`` (one row per profile, in store order) beside each row."""
     from aep_io.emulator.profiles import PROFILE_ID, is_internal
 
     path = _lit(str(emulator.profiles.profiles_path(tenant)))
     base = f"SELECT file_row_number AS __row, * EXCLUDE (file_row_number) FROM read_parquet({path}, file_row_number = true)"  # noqa: E501
+    if joined is not None:
+        base = f"SELECT * FROM ({base}) POSITIONAL JOIN {joined}"
     if not events:
         return f"({base})"
     events_path = emulator.profiles.events_path(tenant)
@@ -165,6 +152,12 @@ def profile_source(
     )
 
 
+def _is_member(entries: pa.Array) -> pa.Array:
+    status = pc.utf8_lower(pc.struct_field(entries, "status"))
+    return pc.fill_null(pc.and_(entries.is_valid(), pc.is_in(status, value_set=pa.array(
+        MEMBER_STATUSES))), False)
+
+
 def evaluate(
     emulator: Emulator,
     tenant: Tenant,
@@ -173,10 +166,13 @@ def evaluate(
     now: datetime | None = None,
     commit: Any = lambda: True,
 ) -> Evaluation:
-    """Evaluate ``definitions`` for ``tenant`` and update the membership in the store.
+    """Evaluate ``definitions`` for ``tenant`` and save their membership beside the store.
 
-    ``commit()`` is asked before the rewritten store replaces the old one (a cancelled job
-    says no). Raises :class:`EvaluationError` for PQL that no longer fits the store.
+    One DuckDB query computes every segment's condition per profile; ``inSegment`` of a segment
+    of an earlier level reads that level's result, of a segment an earlier job evaluated its
+    saved entries (:mod:`.membership_state`), of any other the loaded ``segmentMembership``.
+    ``commit()`` is asked before the new entries replace the old (a cancelled job says no).
+    Raises :class:`EvaluationError` for PQL that no longer fits the store.
     """
     from aep_io.emulator.pql import PQLError, compile_pql, referenced_segments
 
@@ -190,62 +186,86 @@ def evaluate(
         if not profiles.exists(tenant) or not ids:
             return result
         schema = pql_schema(emulator, tenant)
-        compiled, deps = [], {}
+        texts, deps = [], {}
         for d in definitions:
             try:
-                text = pql_text(d["expression"])
-                compiled.append(compile_pql(text, schema=schema, now=now))
-                deps[d["id"]] = referenced_segments(text)
+                texts.append(pql_text(d["expression"]))
+                deps[d["id"]] = referenced_segments(texts[-1])
             except (PQLError, ValueError) as exc:
                 raise EvaluationError(f"segment {d['id']}: {exc}") from None
         levels = _levels(ids, deps)
+        rows = profiles.count(tenant)
+        overlay = profiles.overlay(tenant)
+        saved = set(overlay.ids())
+        used = overlay.load(sorted(saved & set().union(*deps.values())), rows)
+        members = {s: f'"__m{i}"' for i, s in enumerate(used)}
+        compiled: list[str] = [""] * len(ids)
+        for n, group in enumerate(levels):
+            earlier = {ids[j]: f'"__q{j}"' for g in levels[:n] for j in g}
+            for j in group:
+                try:
+                    compiled[j] = compile_pql(texts[j], schema=schema, now=now,
+                                              members={**members, **earlier})  # fmt: skip
+                except (PQLError, ValueError) as exc:
+                    raise EvaluationError(f"segment {ids[j]}: {exc}") from None
         events = any('"timeSeriesEvents"' in sql for sql in compiled)
         event_columns = _event_columns(emulator, tenant, compiled) if events else None
-        ctes, previous = [], None
+        source = profile_source(emulator, tenant, events=events, event_columns=event_columns,
+                                joined="__members" if used else None)  # fmt: skip
+        ctes = []
         for n, group in enumerate(levels):
             conditions = ", ".join(f'{compiled[j]} AS "__q{j}"' for j in group)
-            if previous is None:
-                source = profile_source(emulator, tenant, events=events,
-                                        event_columns=event_columns)
-                ctes.append(f"l0 AS (SELECT *, {conditions} FROM {source})")
-            else:
-                overlay = _overlay([ids[j] for j in previous], [f'"__q{j}"' for j in previous])
-                ctes.append(f'm{n} AS (SELECT * REPLACE ({overlay} AS "segmentMembership") '
-                            f"FROM l{n - 1})")  # fmt: skip
-                ctes.append(f"l{n} AS (SELECT *, {conditions} FROM m{n})")
-            previous = group
+            upstream = source if n == 0 else f"l{n - 1}"
+            ctes.append(f"l{n} AS (SELECT *, {conditions} FROM {upstream})")
         columns = ", ".join(f'"__q{j}"' for j in range(len(ids)))
-        sql = f"WITH {', '.join(ctes)} SELECT {columns} FROM l{len(levels) - 1} ORDER BY __row"
+        sql = f"WITH {', '.join(ctes)} SELECT __row, {columns} FROM l{len(levels) - 1}"
+        started = time.perf_counter()
         con = duckdb.connect()
         try:
+            if used:
+                con.register("__members", pa.table(
+                    {f"__m{i}": _is_member(e) for i, e in enumerate(used.values())}))
             table = con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise EvaluationError(f"evaluating the segments failed: {exc}") from None
         finally:
             con.close()
-        qualifies = np.column_stack(
-            [np.asarray(table.column(j).to_numpy(), dtype=bool) for j in range(len(ids))]
-        ) if table.num_rows else np.zeros((0, len(ids)), dtype=bool)
-        result.total = table.num_rows
-        versions = [str(d.get("version", 1)) for d in definitions]
+        # the query's row order is not the store's (the events join): place rows by __row
+        at = np.asarray(table.column("__row").to_numpy(), dtype=np.int64)
+        qualifies = np.zeros((rows, len(ids)), dtype=bool)
+        for j in range(len(ids)):
+            qualifies[at, j] = np.asarray(table.column(j + 1).to_numpy(), dtype=bool)
+        result.total = rows
+        result.seconds["query"] = time.perf_counter() - started
+        before = overlay.load(ids, rows)
+        loaded = profiles.loaded_segment_ids(tenant)
+        from_store = [s for s in ids if s not in before and s in loaded]
+        if from_store:
+            before.update(_loaded_entries(emulator, tenant, from_store))
         now_us = int(now.timestamp() * 1_000_000)
-        valid_until = [
-            int((now + timedelta(days=d["ttlInDays"])).timestamp() * 1_000_000)
-            if d.get("ttlInDays") else None
-            for d in definitions
-        ]
-        lock = threading.Lock()
-
-        def rewrite(batch: pa.RecordBatch, start: int) -> pa.Array:
-            n = batch.num_rows
-            new, codes = merge_membership(batch.column("segmentMembership"),
-                                          qualifies[start : start + n], ids, versions,
-                                          valid_until, now_us)  # fmt: skip
-            _count(result, lock, ids, codes, batch.column("identityMap"))
-            return new
-
-        result.committed = profiles.rewrite_membership(tenant, rewrite, commit=commit)
+        after, codes = {}, np.zeros((rows, len(ids)), dtype=np.int8)
+        for j, d in enumerate(definitions):
+            until = (int((now + timedelta(days=d["ttlInDays"])).timestamp() * 1_000_000)
+                     if d.get("ttlInDays") else None)  # fmt: skip
+            prev = before.get(ids[j], pa.nulls(rows, ENTRY_TYPE))
+            after[ids[j]], codes[:, j] = next_entries(prev, qualifies[:, j],
+                                                      str(d.get("version", 1)), until, now_us)
+        _count(result, ids, codes, *profiles.namespace_sets(tenant))
+        result.seconds["update"] = time.perf_counter() - started - result.seconds["query"]
+        result.committed = overlay.save(after, commit=commit)
+        result.seconds["save"] = (time.perf_counter() - started - result.seconds["query"]
+                                  - result.seconds["update"])  # fmt: skip
     return result
+
+
+def _loaded_entries(emulator: Emulator, tenant: Tenant, ids: list[str]) -> dict[str, pa.Array]:
+    """The entries of ``ids`` in the store's loaded ``segmentMembership``."""
+    parts: dict[str, list[pa.Array]] = {s: [] for s in ids}
+    source = pq.ParquetFile(emulator.profiles.profiles_path(tenant))
+    for batch in source.iter_batches(columns=["segmentMembership"]):
+        for s, entries in entries_of(batch.column(0), ids).items():
+            parts[s].append(entries)
+    return {s: pa.concat_arrays(p) if p else pa.nulls(0, ENTRY_TYPE) for s, p in parts.items()}
 
 
 def _event_columns(emulator: Emulator, tenant: Tenant, compiled: list[str]) -> str:
@@ -258,23 +278,18 @@ def _event_columns(emulator: Emulator, tenant: Tenant, compiled: list[str]) -> s
     return "struct_pack(" + ", ".join(f'"{n}" := "{n}"' for n in used or names[:1]) + ")"
 
 
-def _count(result: Evaluation, lock: threading.Lock, ids: list[str], codes: np.ndarray,
-           identity: pa.Array) -> None:  # fmt: skip
-    offsets, keys, _ = _entries(identity)
-    rows = np.repeat(np.arange(len(identity)), np.diff(offsets))
-    encoded = pc.dictionary_encode(keys.cast(pa.string()))
-    indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    names = encoded.dictionary.to_pylist()
-    with lock:
-        for j, seg in enumerate(ids):
-            column = codes[:, j]
-            for code, status in ((1, "realized"), (2, "existing"), (3, "exited")):
-                result.by_status[seg][status] += int(np.count_nonzero(column == code))
-            member = (column == 1) | (column == 2)
-            counts = np.bincount(indices[member[rows]], minlength=len(names))
-            for name, count in zip(names, counts, strict=True):
-                if count:
-                    result.by_namespace[seg][name] += int(count)
+def _count(result: Evaluation, ids: list[str], codes: np.ndarray, namespace_set: np.ndarray,
+           sets: list[list[str]]) -> None:  # fmt: skip
+    """Per segment: profiles by status, and members by identity namespace."""
+    for j, seg in enumerate(ids):
+        column = codes[:, j]
+        for code, status in ((1, "realized"), (2, "existing"), (3, "exited")):
+            result.by_status[seg][status] += int(np.count_nonzero(column == code))
+        member = (column == 1) | (column == 2)
+        per_set = np.bincount(namespace_set[member], minlength=len(sets))
+        for index in np.flatnonzero(per_set):
+            for namespace in sets[index]:
+                result.by_namespace[seg][namespace] += int(per_set[index])
 
 
 # ------------------------------------------------------------------------------- job records
@@ -300,6 +315,7 @@ def _parse_request(body: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if not isinstance(schema, dict):
             raise problem(400, SVC, "schema must be an object, e.g. "
                           f'{{"name": "{PROFILE_SCHEMA_NAME}"}}')  # fmt: skip
+        check_schema(schema)
     if not isinstance(items, list) or not items:
         raise problem(400, SVC, 'the body must be a non-empty array [{"segmentId": "<id>"}, ...] '
                       'or {"schema": {...}, "segments": [{"segmentId": "*"}]}')  # fmt: skip
@@ -439,7 +455,7 @@ def _get(request: Request, tenant: Tenant) -> dict[str, Any]:
     job_id = request.path_params["id"]
     record = emulator.store.get(KIND, tenant, job_id)
     if record is None:
-        raise problem(404, SVC, f"Segment job {job_id} not found")
+        raise problem(404, SVC, f"Segment job {echo(job_id)} not found")
     return emulator.jobs.settle_orphan(KIND, tenant, record, TERMINAL)
 
 
@@ -478,6 +494,8 @@ async def list_jobs(request: Request) -> Response:
                           f"{', '.join(STATUSES)}")  # fmt: skip
     field, order = _sort(request.query_params.get("sort"))
     prop = request.query_params.get("property")
+    if prop and "==" not in prop:
+        raise problem(400, SVC, f"property={prop[:60]!r}: use path==value or array~key==value")
     items = [emulator.jobs.settle_orphan(KIND, tenant, r, TERMINAL)
              for _, r in emulator.store.list(KIND, tenant)]  # fmt: skip
     items = [r for r in items if (not wanted or r["status"] in wanted)
@@ -502,9 +520,7 @@ def _sort(raw: str | None) -> tuple[str, str]:
 
 def _has_property(record: dict[str, Any], prop: str) -> bool:
     """``path==value`` or ``arrayAttr~key==value`` (e.g. ``segments~segmentId==X``)."""
-    left, sep, value = prop.partition("==")
-    if not sep:
-        raise problem(400, SVC, f"property={prop[:60]!r}: use path==value or array~key==value")
+    left, _, value = prop.partition("==")
     array, tilde, key = left.partition("~")
     if tilde:
         items = record.get(array)
@@ -522,10 +538,8 @@ async def bulk_get(request: Request) -> Response:
     tenant = authenticate(request)
     emulator = emulator_of(request)
     body = await json_body(request)
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids
-    ):
+    ids = want(body, "ids", list, "", required=True)
+    if not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in ids):
         raise problem(400, SVC, 'ids must be a list of {"id": "<segment job id>"}')
     results = {}
     for item in ids:

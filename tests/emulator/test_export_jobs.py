@@ -92,11 +92,11 @@ class Client:
         return pa.concat_tables(tables)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """SQL over the store: ``profiles`` and ``events``."""
+        """SQL over the store: ``profiles`` (with the membership segment jobs left) and
+        ``events``."""
         profiles = self.emulator.profiles
         with duckdb.connect() as con:
-            con.execute("CREATE VIEW profiles AS SELECT * FROM read_parquet("
-                        f"'{profiles.profiles_path(self.tenant)}')")
+            con.register("profiles", profiles.read(self.tenant))
             con.execute("CREATE VIEW events AS SELECT * FROM read_parquet("
                         f"'{profiles.events_path(self.tenant)}')")
             return con.sql(sql).fetchall()

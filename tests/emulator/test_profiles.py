@@ -15,13 +15,13 @@ import pytest
 
 from aep_io.cli import main
 from aep_io.emulator import Emulator, Tenant
+from aep_io.emulator.membership_state import merge_membership
 from aep_io.emulator.profiles import (
     EVENTS_SCHEMA,
     MEMBERSHIP_TYPE,
     ProfileLoadError,
     ProfileStore,
     is_internal,
-    merge_membership,
 )
 from aep_io.emulator.synthetic import SyntheticSpec, generate_table
 

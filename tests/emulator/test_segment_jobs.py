@@ -60,10 +60,11 @@ class UPS:
         return self.wait(self.start([{"segmentId": s} for s in segment_ids])["id"])
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        """SQL over the tenant's profile store (``profiles`` is the table)."""
-        path = self.emulator.profiles.profiles_path(self.tenant)
+        """SQL over the tenant's profiles as the store reads them (``profiles`` is the table,
+        with the membership segment jobs left)."""
+        table = self.emulator.profiles.read(self.tenant)
         with duckdb.connect() as con:
-            con.execute(f"CREATE VIEW profiles AS SELECT * FROM read_parquet('{path}')")
+            con.register("profiles", table)
             return con.sql(sql).fetchall()
 
     def memberships(self, segment_id: str) -> dict[int, dict[str, Any]]:
@@ -199,6 +200,29 @@ def test_segments_of_segments_in_one_job(ups: UPS) -> None:
         "_acme.lifetimeValue > 500 AND _acme.loyaltyTier = 'platinum') FROM profiles")
     assert counter[rich] == n_rich > 0
     assert counter[richer] == n_richer > 0
+
+
+def test_in_segment_reads_what_an_earlier_job_left(ups: UPS) -> None:
+    us = ups.define('homeAddress.countryCode = "US"')
+    assert ups.run(us)["status"] == "SUCCEEDED"
+    rich = ups.define(f'inSegment("{us}") and _acme.lifetimeValue > 500')
+    not_us = ups.define(f'not inSegment("{us}")')
+    job = ups.run(rich, not_us)  # ``us`` is not in this job: its saved entries are read
+    assert job["status"] == "SUCCEEDED", job
+    counter = job["metrics"]["segmentedProfileCounter"]
+    ((n_rich, n_not_us),) = ups.query(
+        "SELECT count(*) FILTER (WHERE homeAddress.countryCode = 'US' AND "
+        "_acme.lifetimeValue > 500), count(*) FILTER (WHERE homeAddress.countryCode IS NULL "
+        "OR homeAddress.countryCode <> 'US') FROM profiles")
+    assert counter[rich] == n_rich > 0
+    assert counter[not_us] == n_not_us > 0
+    # the loaded membership stays as loaded: jobs save theirs beside the store
+    path = ups.emulator.profiles.profiles_path(ups.tenant)
+    ((raw,),) = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}') "
+                           f"WHERE segmentMembership['ups']['{us}'] IS NOT NULL").fetchall()
+    assert raw == 0
+    ((n_us,),) = ups.query("SELECT count(*) FROM profiles WHERE homeAddress.countryCode = 'US'")
+    assert len(ups.memberships(us)) == n_us  # ...and every reader sees them
 
 
 def test_all_segments_form(server: EmulatorServer) -> None:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
@@ -98,6 +98,7 @@ class _Compiler:
     schema: pa.Schema
     now: datetime  # naive UTC
     ups: str
+    members: Mapping[str, str] = field(default_factory=dict)
     frames: list[_Frame] = field(default_factory=list)
     lambdas: int = 0
 
@@ -414,6 +415,8 @@ class _Compiler:
         )
 
     def in_segment(self, node: ast.Node, segment: str) -> str:
+        if segment in self.members and self.ups.lower() == "ups":
+            return f"coalesce({self.members[segment]}, false)"
         idx = self.schema.get_field_index("segmentMembership")
         t = self.schema.field(idx).type if idx >= 0 else None
         ok = (
@@ -625,7 +628,10 @@ class _Compiler:
 # ---------------------------------------------------------------------- public API
 
 
-def compile_pql(text: str, *, schema: pa.Schema, now: datetime, ups_namespace: str = "ups") -> str:
+def compile_pql(
+    text: str, *, schema: pa.Schema, now: datetime, ups_namespace: str = "ups",
+    members: Mapping[str, str] | None = None,
+) -> str:
     """Compile PQL ``text`` to a DuckDB boolean SQL expression over one profile row.
 
     Args:
@@ -634,6 +640,10 @@ def compile_pql(text: str, *, schema: pa.Schema, now: datetime, ups_namespace: s
         now: the evaluation moment (naive values are read as UTC).
         ups_namespace: the ``segmentMembership`` namespace ``inSegment`` looks in (matched
             case-insensitively).
+        members: segment id -> a boolean SQL expression saying whether the row's profile is a
+            member, used by ``inSegment`` instead of looking in ``segmentMembership`` (for
+            memberships the query computes itself, or keeps beside the store); only for the
+            ``ups`` namespace.
 
     Returns:
         SQL that is never NULL, e.g. ``coalesce((...), false)``.
@@ -645,7 +655,7 @@ def compile_pql(text: str, *, schema: pa.Schema, now: datetime, ups_namespace: s
     if not isinstance(now, datetime):
         raise TypeError(f"now must be a datetime, got {type(now).__name__}")
     node = parse_pql(text)
-    compiler = _Compiler(text, schema, naive_utc(now), ups_namespace)
+    compiler = _Compiler(text, schema, naive_utc(now), ups_namespace, dict(members or {}))
     value = compiler.expr(node)
     if value.kind != "bool":
         raise compiler.err(node, f"{compiler.show(node)} is a {value.kind}, not a condition")
