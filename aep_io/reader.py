@@ -7,9 +7,10 @@ All concurrency of aep_io's reads lives here. The unit of work is one row group 
 2. For each remaining row group, the byte ranges of the needed column chunks (projection plus
    filter columns) are fetched, nearby ranges coalesced, into a sparse, file-sized anonymous
    memory map: pyarrow then decodes the row group zero-copy from it, as if it were local.
-3. Up to ``max_inflight`` row groups are being fetched while the consumer decodes the current
-   one, so transfer overlaps decode. Memory is bounded by that window: a row group's pages are
-   returned to the OS once decoded.
+3. Up to ``max_inflight`` units (consecutive row groups) are fetched and decoded on worker
+   threads ahead of the consumer, so transfer overlaps decode, and decode overlaps what the
+   consumer does with the previous unit. Memory is bounded by that window: a unit's fetched
+   pages are returned to the OS once decoded.
 
 Errors in any fetch reach the consumer, naming the file. Closing the stream early (or reaching
 ``limit`` rows) cancels what is pending and sends no further request.
@@ -167,6 +168,7 @@ class _OpenFile:
     ) -> None:
         self.file = f
         self.slots = slots
+        self._decoding = threading.Lock()
         self.size = f.size or int(f.fs.size(f.path))
         if self.size < 12:
             raise CorruptFileError(f"{f.display}: {self.size} bytes is too small for parquet")
@@ -277,9 +279,12 @@ class _OpenFile:
                 _dont_need(lo, hi - lo)
 
     def decode(self, row_groups: list[int], columns: list[str] | None) -> pa.Table:
-        """Decode row groups (their ranges must have been fetched)."""
+        """Decode row groups (their ranges must have been fetched); one call at a time per
+        file (units of different files decode concurrently)."""
         try:
-            return self.parquet.read_row_groups(row_groups, columns=columns, use_threads=True)
+            with self._decoding:
+                return self.parquet.read_row_groups(row_groups, columns=columns,
+                                                    use_threads=True)  # fmt: skip
         except (pa.ArrowException, OSError) as exc:
             raise CorruptFileError(
                 f"{self.file.display}: row group(s) {row_groups} could not be decoded: {exc}"
@@ -294,7 +299,7 @@ class _Unit:
     row_groups: list[int]
     ranges: list[tuple[int, int]]
     rows: int
-    future: Future[None] | None = None
+    future: Future[pa.Table] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -446,7 +451,7 @@ def _pipeline(
             except StopIteration:
                 exhausted = True
                 return
-            unit.future = pool.submit(unit.file.fetch, unit.ranges, pool_for_ranges)
+            unit.future = pool.submit(fetch_and_decode, unit)
             scheduled_rows += unit.rows
             window.append(unit)
 
@@ -456,23 +461,32 @@ def _pipeline(
         max_workers=opts.io_threads, thread_name_prefix="aep-range"
     )
     columns = list(opts.columns) if opts.columns is not None else None
+
+    def fetch_and_decode(unit: _Unit) -> pa.Table:
+        # Decoding here, not in the consumer's thread, overlaps it with what the consumer does
+        # with the previous unit (flattening, converting, writing).
+        unit.file.fetch(unit.ranges, pool_for_ranges)
+        if cancel.is_set():
+            return pa.table({})
+        read_cols = None
+        if columns is not None:
+            read_cols = list(
+                dict.fromkeys(columns + sorted(_filter_columns(opts.filter, unit.file.schema)))
+            )
+        table = unit.file.decode(unit.row_groups, read_cols)
+        unit.file.release(unit.ranges)
+        return table
+
     finished = False
     try:
         fill()
         while window:
             unit = window.popleft()
             assert unit.future is not None
-            unit.future.result()
-            fill()  # keep the window full while this unit decodes
-            read_cols = None
-            if columns is not None:
-                read_cols = list(
-                    dict.fromkeys(columns + sorted(_filter_columns(opts.filter, unit.file.schema)))
-                )
-            table = unit.file.decode(unit.row_groups, read_cols)
+            table = unit.future.result()
+            fill()  # keep the window full while this unit is consumed
             if unit.file.file.batch_id is not None:
                 rows_by_batch[unit.file.file.batch_id] += table.num_rows
-            unit.file.release(unit.ranges)
             if opts.filter is not None:
                 table = table.filter(opts.filter)
             if columns is not None:

@@ -109,7 +109,7 @@ def test_filter_then_head_stops_early(client: AEPClient, sorted_export: ExportBa
                                       emulator: Emulator) -> None:
     lf = scan_batches(sorted_export.batch_id, client=client, unit_bytes=1)
     lf.collect_schema()
-    time.sleep(0.2)  # let requests other tests abandoned be counted before the reset
+    time.sleep(1.0)  # let requests other tests abandoned be counted before the reset
     emulator.counters.reset()
     got = lf.filter(pl.col("profileIndex") >= 0).head(3).collect()
     assert got["profileIndex"].to_list() == [0, 1, 2]
