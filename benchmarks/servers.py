@@ -9,7 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -36,15 +38,28 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 class EmulatorProcess:
     """``aep-io emulator serve`` in a child process (so it does not share the reader's GIL)."""
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, *, extra_args: Sequence[str] = (),
+                 log_path: str | None = None) -> None:
+        """Start serving ``data_dir``; ``extra_args`` go to ``serve`` (``--fault ...``), and the
+        server's output goes to ``log_path`` when given (else it is discarded)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        out: IO[bytes] | int = subprocess.DEVNULL
+        if log_path is not None:
+            out = open(log_path, "wb")  # noqa: SIM115 - kept open for the child's lifetime
+        self._log = out
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aep_io.cli", "emulator", "serve", "--data", data_dir,
-             "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+             "--port", str(self.port), *extra_args],
+            stdout=out, stderr=subprocess.STDOUT if log_path is not None else out,
         )
         _wait_http(self.url, self.proc)
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (the Python process itself: no shell in between)."""
+        return self.proc.pid
 
     def env(self) -> dict[str, str]:
         from aep_io.emulator.credentials import (
@@ -60,6 +75,8 @@ class EmulatorProcess:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        if not isinstance(self._log, int):
+            self._log.close()
 
 
 class NginxProcess:
