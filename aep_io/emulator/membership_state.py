@@ -110,18 +110,33 @@ def _constant_string(value: str, n: int) -> pa.Array:
 
 
 def next_entries(
-    prev: pa.Array, qualifies: np.ndarray, version: str, valid_until_us: int | None, now_us: int
+    prev: pa.Array, qualifies: np.ndarray, version: str, valid_until_us: int | None, now_us: int,
+    *, shared: dict[tuple[object, ...], pa.Array] | None = None,
 ) -> tuple[pa.StructArray, np.ndarray]:
     """A segment's entries after an evaluation, from its entries before (``prev``, nulls for
-    none) and whether each profile qualifies now; also the status codes (module docstring)."""
+    none) and whether each profile qualifies now; also the status codes (module docstring).
+
+    ``shared`` caches constant columns between the segments of one job (Arrow arrays are
+    immutable, so segments can share them)."""
     n = len(prev)
     if prev.null_count == n:  # no entry before (a new segment): realized or nothing
         codes = qualifies.astype(np.int8)
+        cache = {} if shared is None else shared
+
+        def constant(kind: str, value: object) -> pa.Array:
+            key = (kind, value, n)
+            if key not in cache:
+                if value is None:
+                    cache[key] = pa.nulls(n, _TS)
+                elif kind == "str":
+                    cache[key] = _constant_string(str(value), n)
+                else:
+                    cache[key] = pa.array(np.full(n, value, dtype=np.int64), _TS)
+            return cache[key]
+
         # children are constant: the struct's validity hides the rows without an entry
-        children = [_constant_string(version, n), pa.array(np.full(n, now_us), _TS),
-                    pa.nulls(n, _TS) if valid_until_us is None
-                    else pa.array(np.full(n, valid_until_us), _TS),
-                    _constant_string("realized", n)]  # fmt: skip
+        children = [constant("str", version), constant("ts", now_us),
+                    constant("ts", valid_until_us), constant("str", "realized")]
         mask = pa.array(~qualifies.astype(bool))
         return pa.StructArray.from_arrays(children, fields=list(ENTRY_TYPE), mask=mask), codes
     has_prev = np.asarray(prev.is_valid().to_numpy(zero_copy_only=False), dtype=bool)

@@ -230,11 +230,16 @@ def evaluate(
             raise EvaluationError(f"evaluating the segments failed: {exc}") from None
         finally:
             con.close()
-        # the query's row order is not the store's (the events join): place rows by __row
+        # the query's row order need not be the store's (the events join): place rows by __row
         at = np.asarray(table.column("__row").to_numpy(), dtype=np.int64)
-        qualifies = np.zeros((rows, len(ids)), dtype=bool)
+        in_order = len(at) == rows and bool((at == np.arange(rows)).all())
+        qualifies = np.zeros((len(ids), rows), dtype=bool)  # one contiguous row per segment
         for j in range(len(ids)):
-            qualifies[at, j] = np.asarray(table.column(j + 1).to_numpy(), dtype=bool)
+            column = np.asarray(table.column(j + 1).to_numpy(), dtype=bool)
+            if in_order:
+                qualifies[j] = column
+            else:
+                qualifies[j, at] = column
         result.total = rows
         result.seconds["query"] = time.perf_counter() - started
         before = overlay.load(ids, rows)
@@ -243,13 +248,15 @@ def evaluate(
         if from_store:
             before.update(_loaded_entries(emulator, tenant, from_store))
         now_us = int(now.timestamp() * 1_000_000)
-        after, codes = {}, np.zeros((rows, len(ids)), dtype=np.int8)
+        after, codes = {}, np.zeros((len(ids), rows), dtype=np.int8)
+        shared: dict[tuple[object, ...], pa.Array] = {}  # constant columns, built once per job
         for j, d in enumerate(definitions):
             until = (int((now + timedelta(days=d["ttlInDays"])).timestamp() * 1_000_000)
                      if d.get("ttlInDays") else None)  # fmt: skip
             prev = before.get(ids[j], pa.nulls(rows, ENTRY_TYPE))
-            after[ids[j]], codes[:, j] = next_entries(prev, qualifies[:, j],
-                                                      str(d.get("version", 1)), until, now_us)
+            after[ids[j]], codes[j] = next_entries(prev, qualifies[j],
+                                                      str(d.get("version", 1)), until, now_us,
+                                                      shared=shared)  # fmt: skip
         _count(result, ids, codes, *profiles.namespace_sets(tenant))
         result.seconds["update"] = time.perf_counter() - started - result.seconds["query"]
         result.committed = overlay.save(after, commit=commit)
@@ -280,16 +287,19 @@ def _event_columns(emulator: Emulator, tenant: Tenant, compiled: list[str]) -> s
 
 def _count(result: Evaluation, ids: list[str], codes: np.ndarray, namespace_set: np.ndarray,
            sets: list[list[str]]) -> None:  # fmt: skip
-    """Per segment: profiles by status, and members by identity namespace."""
+    """Per segment: profiles by status, and members by identity namespace (``codes[j]`` holds
+    segment ``j``'s status codes, one per profile)."""
+    width = 5  # status codes 0-4
+    base = namespace_set.astype(np.int64) * width
     for j, seg in enumerate(ids):
-        column = codes[:, j]
+        # one pass: profiles per (namespace set, status code)
+        table = np.bincount(base + codes[j], minlength=len(sets) * width).reshape(-1, width)
         for code, status in ((1, "realized"), (2, "existing"), (3, "exited")):
-            result.by_status[seg][status] += int(np.count_nonzero(column == code))
-        member = (column == 1) | (column == 2)
-        per_set = np.bincount(namespace_set[member], minlength=len(sets))
-        for index in np.flatnonzero(per_set):
+            result.by_status[seg][status] += int(table[:, code].sum())
+        members = table[:, 1] + table[:, 2]
+        for index in np.flatnonzero(members):
             for namespace in sets[index]:
-                result.by_namespace[seg][namespace] += int(per_set[index])
+                result.by_namespace[seg][namespace] += int(members[index])
 
 
 # ------------------------------------------------------------------------------- job records
