@@ -176,3 +176,41 @@ def test_cli_segments_and_exports(jobs_server: EmulatorServer, monkeypatch: pyte
     assert str(job["id"]) in capsys.readouterr().out
     assert main(["segments", "create", "bad", "homeAddress.countryCode = "]) == 1
     assert "column" in capsys.readouterr().err
+
+
+def test_polling_and_listings_survive_faults(jobs_server: EmulatorServer) -> None:
+    """Every GET of the job and listing routes fails ~30% of the time, in every way the
+    emulator can fail: waiting, listing and reading still give the fault-free answer."""
+    from aep_io import RetryPolicy, plan_files
+    from aep_io.emulator import Fault
+
+    emu = jobs_server.emulator
+    retry = RetryPolicy(max_attempts=12, initial_backoff=0.001, max_backoff=0.01,
+                        max_retry_after=0.01)
+    with AEPClient(Settings.from_env(jobs_server.client_env()), retry=retry) as client:
+        seg = _segment(client, 'homeAddress.countryCode = "US"')
+        clean = export_audience([seg], client=client, evaluate=True, poll=FAST)
+        clean_files = sorted(f.name for f in plan_files(clean.batch_ids,
+                                                        client=client))
+        clean_rows = clean.frame.select(pl.len()).collect().item()
+        kinds = [Fault(status=429, headers={"Retry-After": "0"}), Fault(status=500),
+                 Fault(status=502), Fault(status=503), Fault(status=504),
+                 Fault(kind="reset"), Fault(kind="reset_mid_body"), Fault(kind="truncate"),
+                 Fault(kind="latency", delay=0.01), Fault(kind="expire_token")]
+        emu.faults.clear()
+        emu.faults.reseed(3)
+        for fault in kinds:
+            fault.rate, fault.times, fault.method = 0.03, None, "GET"
+            emu.faults.add(fault)
+        emu.counters.reset()
+        try:
+            again = export_audience([seg], client=client, evaluate=True, poll=FAST)
+            files = sorted(f.name for f in plan_files(again.batch_ids, client=client))
+            rows = again.frame.select(pl.len()).collect().item()
+        finally:
+            emu.faults.clear()
+    assert again.segment_job is not None and again.segment_job.status == "SUCCEEDED"
+    assert again.job.status == "SUCCEEDED"
+    assert len(files) == len(clean_files) and rows == clean_rows
+    served = emu.counters.snapshot()
+    assert sum(served["faults"].values()) >= 5, served["faults"]  # the faults really happened
