@@ -7,10 +7,10 @@ All concurrency of aep_io's reads lives here. The unit of work is one row group 
 2. For each remaining row group, the byte ranges of the needed column chunks (projection plus
    filter columns) are fetched, nearby ranges coalesced, into a sparse, file-sized anonymous
    memory map: pyarrow then decodes the row group zero-copy from it, as if it were local.
-3. Up to ``max_inflight`` units (consecutive row groups) are fetched and decoded on worker
-   threads ahead of the consumer, so transfer overlaps decode, and decode overlaps what the
-   consumer does with the previous unit. Memory is bounded by that window: a unit's fetched
-   pages are returned to the OS once decoded.
+3. Up to ``max_inflight`` units (consecutive row groups) are fetched ahead of the consumer, so
+   transfer overlaps decode; the next unit is decoded on a worker thread while the consumer
+   handles the current one. Memory is bounded by that window (compressed bytes) plus two
+   decoded units: a unit's fetched pages are returned to the OS once decoded.
 
 Errors in any fetch reach the consumer, naming the file. Closing the stream early (or reaching
 ``limit`` rows) cancels what is pending and sends no further request.
@@ -57,6 +57,8 @@ log = logging.getLogger("aep_io.reader")
 
 _FOOTER_GUESS = 64 * 1024
 _COALESCE_GAP = 32 * 1024
+# units decoded ahead of the one the consumer handles (each holds a decoded unit in memory)
+DECODE_AHEAD = 3
 _PAGE = mmap.PAGESIZE
 
 
@@ -299,7 +301,8 @@ class _Unit:
     row_groups: list[int]
     ranges: list[tuple[int, int]]
     rows: int
-    future: Future[pa.Table] | None = None
+    future: Future[None] | None = None  # the fetch
+    decoded: Future[pa.Table] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -451,7 +454,7 @@ def _pipeline(
             except StopIteration:
                 exhausted = True
                 return
-            unit.future = pool.submit(fetch_and_decode, unit)
+            unit.future = pool.submit(unit.file.fetch, unit.ranges, pool_for_ranges)
             scheduled_rows += unit.rows
             window.append(unit)
 
@@ -462,10 +465,14 @@ def _pipeline(
     )
     columns = list(opts.columns) if opts.columns is not None else None
 
-    def fetch_and_decode(unit: _Unit) -> pa.Table:
-        # Decoding here, not in the consumer's thread, overlaps it with what the consumer does
-        # with the previous unit (flattening, converting, writing).
-        unit.file.fetch(unit.ranges, pool_for_ranges)
+    # Decoding runs on its own threads, one unit ahead of the consumer: it overlaps what the
+    # consumer does with the previous unit (flattening, converting, writing) while at most two
+    # decoded units are held (the fetch window holds only compressed bytes).
+    decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-decode")
+
+    def decode(unit: _Unit) -> pa.Table:
+        assert unit.future is not None
+        unit.future.result()
         if cancel.is_set():
             return pa.table({})
         read_cols = None
@@ -477,14 +484,21 @@ def _pipeline(
         unit.file.release(unit.ranges)
         return table
 
+    def decode_soon(unit: _Unit) -> Future[pa.Table]:
+        if unit.decoded is None:
+            unit.decoded = decoder.submit(decode, unit)
+        return unit.decoded
+
     finished = False
     try:
         fill()
         while window:
             unit = window.popleft()
-            assert unit.future is not None
-            table = unit.future.result()
-            fill()  # keep the window full while this unit is consumed
+            pending = decode_soon(unit)
+            for ahead in itertools.islice(window, DECODE_AHEAD):
+                decode_soon(ahead)
+            table = pending.result()
+            fill()  # keep the fetch window full while this unit is consumed
             if unit.file.file.batch_id is not None:
                 rows_by_batch[unit.file.file.batch_id] += table.num_rows
             if opts.filter is not None:
@@ -508,6 +522,10 @@ def _pipeline(
         for unit in window:
             if unit.future is not None:
                 unit.future.cancel()
+        for unit in window:
+            if unit.decoded is not None:
+                unit.decoded.cancel()
+        decoder.shutdown(wait=finished, cancel_futures=True)
         pool_for_ranges.shutdown(wait=finished, cancel_futures=True)
 
 
