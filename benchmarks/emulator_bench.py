@@ -181,12 +181,26 @@ def serve_throughput(scale: float, pairs: int) -> list[tuple[str, float]]:
                         total += len(chunk)
             return total / 1e6 / (time.perf_counter() - started)
 
+    def small(url: str, hdrs: dict[str, str], n: int = 300) -> float:
+        """Milliseconds per 64 KiB ranged GET, one after another on one connection (the
+        per-request cost that narrow projections pay)."""
+        with httpx.Client(timeout=60) as h:
+            h.get(url, headers={**hdrs, "Range": "bytes=0-99"})
+            started = time.perf_counter()
+            for i in range(n):
+                r = h.get(url, headers={**hdrs, "Range": f"bytes={i * 4096}-{i * 4096 + 65535}"})
+                if r.status_code != 206:
+                    raise RuntimeError(f"{url}: ranged GET answered {r.status_code}")
+            return (time.perf_counter() - started) / n * 1000
+
     try:
+        names = [Path(p).name for p in meta["parts"]]
         for _ in range(pairs):
             results.append(("emulator", pull([f.url for f in files], auth)))
+            results.append(("emulator_ms", small(files[0].url, auth)))
             if nginx is not None:
-                names = [Path(p).name for p in meta["parts"]]
                 results.append(("nginx", pull([f"{nginx.url}/{n}" for n in names], {})))
+                results.append(("nginx_ms", small(f"{nginx.url}/{names[0]}", {})))
     finally:
         emu.stop()
         if nginx is not None:
@@ -241,6 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         table.add_row("file serving MB/s (nginx not installed: skipped)", f"{emu_rate:.0f}", "-",
                       "-")
+    emu_ms = statistics.median(r for k, r in served if k == "emulator_ms")
+    ng_ms = [r for k, r in served if k == "nginx_ms"]
+    if ng_ms:
+        table.add_row("64 KiB ranged GET, ms each: emulator vs nginx", f"{emu_ms:.2f} ms",
+                      f"{statistics.median(ng_ms):.2f} ms",
+                      f"{emu_ms / statistics.median(ng_ms):.2f}x")
+    else:
+        table.add_row("64 KiB ranged GET, ms each (nginx not installed)", f"{emu_ms:.2f} ms",
+                      "-", "-")
     report["serving"] = served
     report["phases"] = phases
     console.print(table)

@@ -99,7 +99,7 @@ error_log {self.dir}/error.log;
 events {{ worker_connections 256; }}
 http {{
   access_log off;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
+  sendfile on; tcp_nodelay on;
   keepalive_requests 100000;
   client_body_temp_path {self.dir}/body; proxy_temp_path {self.dir}/proxy;
   fastcgi_temp_path {self.dir}/fastcgi; uwsgi_temp_path {self.dir}/uwsgi;
