@@ -427,14 +427,15 @@ class _Parts:
 
 def _export_batch(emulator: Emulator, tenant: Tenant, job: dict[str, Any], batch_id: str,
                   segments: list[dict[str, Any]] | None, counts: Counter[str],
-                  cancelled: Any) -> int:  # fmt: skip
-    """Run one batch's query and register its parts; returns the rows written."""
+                  cancelled: Any, entries: dict[str, pa.Array]) -> int:  # fmt: skip
+    """Run one batch's query and register its parts; returns the rows written.
+
+    ``entries``: the membership segment jobs left (``ProfileStore.overlay_entries``)."""
     part_rows = int(getattr(emulator, "export_part_rows", PART_ROWS))
     group_rows = int(getattr(emulator, "export_row_group_rows", ROW_GROUP_ROWS))
     with tempfile.TemporaryDirectory(dir=emulator.data_dir, prefix=".export-") as tmp:
         rows = 0
         if emulator.profiles.exists(tenant):
-            entries = emulator.profiles.overlay_entries(tenant)
             sql, schema, events_sql = _query(emulator, tenant, job, segments,
                                              overlaid=bool(entries))
             qualification = (job.get("filter") or {}).get("segmentQualificationTime") or {}
@@ -520,9 +521,12 @@ def run_job(emulator: Emulator, tenant: Tenant, key: str) -> None:
             if (job.get("evaluationInfo") or {}).get("segmentation"):
                 _segment_first(emulator, tenant, job, lambda: not cancelled())
             export_started = now_ms()
+            # the membership segment jobs left, read once for every batch of the job
+            entries = (emulator.profiles.overlay_entries(tenant)
+                       if emulator.profiles.exists(tenant) else {})  # fmt: skip
             for batch_id, segments in batches:
                 exported += _export_batch(emulator, tenant, job, batch_id, segments, counts,
-                                          cancelled)  # fmt: skip
+                                          cancelled, entries)  # fmt: skip
         write_started = now_ms()
         metrics["profileExportTime"] = time_block(export_started, write_started)
         for batch_id, _ in batches:

@@ -47,7 +47,10 @@ from aep_io.emulator.profiles import (
     _excl_cumsum,
 )
 
-__all__ = ["MembershipOverlay", "entries_of", "merge_membership", "next_entries", "splice_ups"]
+__all__ = [
+    "MembershipOverlay", "entries_of", "is_member", "merge_membership", "next_entries",
+    "splice_ups",
+]
 
 log = logging.getLogger("aep_io.emulator")
 
@@ -100,6 +103,14 @@ def entries_of(membership: pa.Array, segment_ids: Sequence[str]) -> dict[str, pa
     }
 
 
+def is_member(entries: pa.Array) -> np.ndarray:
+    """Per entry, whether it makes its profile a member now (an entry with a status among
+    realized / existing / entering, in any case)."""
+    status = pc.utf8_lower(pc.struct_field(entries, "status"))
+    member = pc.and_(entries.is_valid(), pc.is_in(status, value_set=pa.array(MEMBER_STATUSES)))
+    return np.asarray(member.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _constant_string(value: str, n: int) -> pa.Array:
     """``n`` copies of ``value`` (built from buffers: ~40x faster than ``pa.repeat``)."""
     data = value.encode()
@@ -140,10 +151,7 @@ def next_entries(
         mask = pa.array(~qualifies.astype(bool))
         return pa.StructArray.from_arrays(children, fields=list(ENTRY_TYPE), mask=mask), codes
     has_prev = np.asarray(prev.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    status_before = pc.utf8_lower(pc.struct_field(prev, "status"))
-    was_in = np.asarray(
-        pc.is_in(status_before, value_set=pa.array(MEMBER_STATUSES)).fill_null(False), dtype=bool
-    ) & has_prev
+    was_in = is_member(prev)
     codes = np.where(
         qualifies, np.where(was_in, 2, 1), np.where(was_in, 3, np.where(has_prev, 4, 0))
     ).astype(np.int8)

@@ -183,9 +183,7 @@ class ProfileStore:
         table = pq.read_table(self.profiles_path(tenant), columns=columns)
         if "segmentMembership" in table.column_names:
             index = table.column_names.index("segmentMembership")
-            effective = self.effective_membership(
-                tenant, table.column(index).combine_chunks(), np.arange(table.num_rows)
-            )
+            effective = self.effective_membership(tenant, table.column(index).combine_chunks())
             table = table.set_column(index, "segmentMembership", effective)
         return table
 
@@ -203,17 +201,19 @@ class ProfileStore:
         return overlay.load(overlay.ids(), self.count(tenant))
 
     def effective_membership(
-        self, tenant: Tenant, loaded: pa.Array, rows: np.ndarray,
+        self, tenant: Tenant, loaded: pa.Array, rows: np.ndarray | None = None,
         entries: dict[str, pa.Array] | None = None,
     ) -> pa.Array:
-        """The membership of store ``rows`` (positions) whose loaded membership is ``loaded``,
-        with the entries segment jobs left (``entries``: :meth:`overlay_entries`, read when
-        None)."""
+        """The membership of store ``rows`` (positions; None: every row, in order) whose loaded
+        membership is ``loaded``, with the entries segment jobs left (``entries``:
+        :meth:`overlay_entries`, read when None)."""
         from aep_io.emulator.membership_state import splice_ups
 
         entries = self.overlay_entries(tenant) if entries is None else entries
         if not entries:
             return loaded
+        if rows is None:
+            return splice_ups(loaded, entries)
         index = pa.array(rows, pa.int64())
         return splice_ups(loaded, {s: e.take(index) for s, e in entries.items()})
 

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -35,8 +34,8 @@ from starlette.routing import Route
 
 from aep_io.emulator.gateway import authenticate, echo, int_param, problem
 from aep_io.emulator.jobs import time_block
-from aep_io.emulator.membership_state import entries_of, next_entries
-from aep_io.emulator.profiles import ENTRY_TYPE, MEMBER_STATUSES
+from aep_io.emulator.membership_state import entries_of, is_member, next_entries
+from aep_io.emulator.profiles import ENTRY_TYPE
 from aep_io.emulator.segment_definitions import KIND as DEFINITION
 from aep_io.emulator.segment_definitions import pql_schema, pql_text
 from aep_io.emulator.segmentation import (
@@ -152,12 +151,6 @@ def profile_source(
     )
 
 
-def _is_member(entries: pa.Array) -> pa.Array:
-    status = pc.utf8_lower(pc.struct_field(entries, "status"))
-    return pc.fill_null(pc.and_(entries.is_valid(), pc.is_in(status, value_set=pa.array(
-        MEMBER_STATUSES))), False)
-
-
 def evaluate(
     emulator: Emulator,
     tenant: Tenant,
@@ -196,8 +189,7 @@ def evaluate(
         levels = _levels(ids, deps)
         rows = profiles.count(tenant)
         overlay = profiles.overlay(tenant)
-        saved = set(overlay.ids())
-        used = overlay.load(sorted(saved & set().union(*deps.values())), rows)
+        used = overlay.load(sorted(set().union(*deps.values())), rows)  # earlier jobs' saves
         members = {s: f'"__m{i}"' for i, s in enumerate(used)}
         compiled: list[str] = [""] * len(ids)
         for n, group in enumerate(levels):
@@ -224,7 +216,7 @@ def evaluate(
         try:
             if used:
                 con.register("__members", pa.table(
-                    {f"__m{i}": _is_member(e) for i, e in enumerate(used.values())}))
+                    {f"__m{i}": is_member(e) for i, e in enumerate(used.values())}))
             table = con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             raise EvaluationError(f"evaluating the segments failed: {exc}") from None
