@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Generator
@@ -43,7 +44,7 @@ def origin_of(url: str | httpx.URL) -> tuple[str, str, int]:
         >>> origin_of("https://platform.adobe.io:443/x") == origin_of("https://platform.adobe.io/y")
         True
     """
-    u = httpx.URL(str(url))
+    u = url if isinstance(url, httpx.URL) else httpx.URL(url)
     port = u.port or (443 if u.scheme == "https" else 80)
     return (u.scheme, (u.host or "").lower(), port)
 
@@ -154,10 +155,8 @@ class TokenProvider:
             self._http = None
 
 
-def _verify(settings: Settings) -> bool | object:
+def _verify(settings: Settings) -> bool | ssl.SSLContext:
     if settings.ca_bundle:
-        import ssl
-
         return ssl.create_default_context(cafile=settings.ca_bundle)
     return True
 

@@ -35,6 +35,7 @@ from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from aep_io.client import AEPClient
 from aep_io.errors import BatchChangedError, ErrorDetail, IncompleteReadError, NotFoundError
+from aep_io.http_transport import body_readinto
 from aep_io.planning import BatchFile, plan
 from aep_io.settings import Settings
 
@@ -159,11 +160,11 @@ def fetch_range_into(
     length = len(out)
     if start < 0 or start + length > file.size:
         raise ValueError(f"range {start}+{length} outside {file.path} ({file.size} bytes)")
-    got = 0
+    fill = _Fill(out, file, start)
     resumes = 0
     relists = 0
-    while got < length:
-        first = start + got
+    while fill.got < length:
+        first = start + fill.got
         whole = first == 0 and length == file.size
         headers = {"Accept-Encoding": "identity"}
         if not whole:
@@ -176,6 +177,7 @@ def fetch_range_into(
             file = reread_after_404(
                 file, exc, relists, relist or (lambda f, e: relist_file(client, f, e))
             )
+            fill.file = file
             relists += 1
             resumes += 1
             continue
@@ -185,42 +187,78 @@ def fetch_range_into(
             skip = 0
             if response.status_code == 200 and not whole:
                 skip = first  # the server ignored Range: drop the bytes before the range
-            for chunk in response.iter_raw(256 * 1024):
-                if skip:
-                    if len(chunk) <= skip:
-                        skip -= len(chunk)
-                        continue
-                    chunk = chunk[skip:]
-                    skip = 0
-                room = length - got
-                if len(chunk) > room:
-                    if response.status_code == 200 and not whole:
-                        out[got:] = chunk[:room]
-                        got = length
-                        break
-                    raise IncompleteReadError(
-                        f"GET {file.url}: the server sent more than the {length - got} bytes "
-                        f"left of range {start}-{start + length - 1}"
-                    )
-                out[got : got + len(chunk)] = chunk
-                got += len(chunk)
+            readinto = body_readinto(response)
+            if readinto is not None and not skip:  # straight from the socket into ``out``
+                fill.read_into(readinto)
+            else:
+                fill.copy_chunks(response, skip, cut=response.status_code == 200 and not whole)
         except httpx.TransportError as exc:
             resumes += 1
             if resumes > _MAX_RESUMES:
                 raise IncompleteReadError(
                     f"GET {file.url}: the body broke off {resumes} times; last at byte "
-                    f"{start + got} ({type(exc).__name__}: {exc})"
+                    f"{start + fill.got} ({type(exc).__name__}: {exc})"
                 ) from exc
             continue
         finally:
             response.close()
-        if got < length:
+        if fill.got < length:
             resumes += 1
             if resumes > _MAX_RESUMES:
                 raise IncompleteReadError(
-                    f"GET {file.url} bytes {start}-{start + length - 1}: received {got} bytes, "
-                    f"expected {length}"
+                    f"GET {file.url} bytes {start}-{start + length - 1}: received {fill.got} "
+                    f"bytes, expected {length}"
                 )
+
+
+class _Fill:
+    """``out`` being filled by the bodies of one or more responses (a broken body resumes from
+    ``got``, the bytes already in place)."""
+
+    def __init__(self, out: memoryview, file: BatchFile, start: int) -> None:
+        self.out = out
+        self.got = 0
+        self.file = file
+        self.start = start
+
+    def _too_long(self) -> IncompleteReadError:
+        return IncompleteReadError(
+            f"GET {self.file.url}: the server sent more than the {len(self.out) - self.got} "
+            f"bytes left of range {self.start}-{self.start + len(self.out) - 1}"
+        )
+
+    def read_into(self, readinto: Callable[[memoryview], int]) -> None:
+        """Read a body straight into ``out`` with ``readinto`` (no intermediate bytes)."""
+        length = len(self.out)
+        while self.got < length:
+            n = readinto(self.out[self.got :])
+            if not n:
+                return  # the body ended early: the caller asks for the rest
+            self.got += n
+        if readinto(memoryview(bytearray(1))):
+            raise self._too_long()
+
+    def copy_chunks(self, response: httpx.Response, skip: int, cut: bool) -> None:
+        """Copy a body's chunks into ``out`` after dropping its first ``skip`` bytes; with
+        ``cut`` (a server that ignored Range sent the whole file) bytes past ``out`` are
+        dropped, else they are an error."""
+        length = len(self.out)
+        for chunk in response.iter_raw(256 * 1024):
+            if skip:
+                if len(chunk) <= skip:
+                    skip -= len(chunk)
+                    continue
+                chunk = chunk[skip:]
+                skip = 0
+            room = length - self.got
+            if len(chunk) > room:
+                if cut:
+                    self.out[self.got :] = chunk[:room]
+                    self.got = length
+                    return
+                raise self._too_long()
+            self.out[self.got : self.got + len(chunk)] = chunk
+            self.got += len(chunk)
 
 
 class AEPFile(AbstractBufferedFile):
