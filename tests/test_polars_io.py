@@ -114,10 +114,12 @@ def test_filter_then_head_stops_early(client: AEPClient, sorted_export: ExportBa
     got = lf.filter(pl.col("profileIndex") >= 0).head(3).collect()
     assert got["profileIndex"].to_list() == [0, 1, 2]
     # polars does not pass n_rows along with a predicate: the reader stops when polars closes
-    # it, having fetched at most its read-ahead window (3 footers, 1 + 4 row groups) of 22.
+    # it, having fetched the row groups polars took plus its read-ahead window (4), and the
+    # footers of both files. polars' streaming engine takes 1 to 3 batches before its head()
+    # closes the source (it varies from run to run), so of the 22 row groups at most 3 + 4.
     ours = {dsf for dsf, _, _ in sorted_export.files}
     made = [r for r in emulator.counters.log("file") if r.path.rsplit("/", 1)[-1] in ours]
-    assert len(made) <= 3 + 1 + 4
+    assert len(made) <= 2 + 3 + 4
 
 
 def test_reads_local_paths_and_globs_the_same_way(tmp_path: Path, export: ExportBatch,
