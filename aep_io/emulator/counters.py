@@ -20,13 +20,16 @@ from typing import Any
 
 __all__ = ["ROUTE_KINDS", "Counters", "RequestRecord", "route_kind"]
 
-_KINDS: list[tuple[str, re.Pattern[str]]] = [
-    ("token", re.compile(r"^/ims/token")),
-    ("file", re.compile(r"^/data/foundation/export/files/[^/]+$")),
-    ("batch_files", re.compile(r"^/data/foundation/export/batches/[^/]+/files$")),
-    ("catalog", re.compile(r"^/data/foundation/catalog/")),
-    ("segmentation", re.compile(r"^/data/core/ups/")),
-    ("admin", re.compile(r"^/_emulator/")),
+# (kind, a literal prefix of the pattern's matches, pattern): the prefix is a cheap first test
+_KINDS: list[tuple[str, str, re.Pattern[str]]] = [
+    ("token", "/ims/token", re.compile(r"^/ims/token")),
+    ("file", "/data/foundation/export/files/",
+     re.compile(r"^/data/foundation/export/files/[^/]+$")),
+    ("batch_files", "/data/foundation/export/batches/",
+     re.compile(r"^/data/foundation/export/batches/[^/]+/files$")),
+    ("catalog", "/data/foundation/catalog/", re.compile(r"^/data/foundation/catalog/")),
+    ("segmentation", "/data/core/ups/", re.compile(r"^/data/core/ups/")),
+    ("admin", "/_emulator/", re.compile(r"^/_emulator/")),
 ]
 
 #: Every value :func:`route_kind` returns.
@@ -41,8 +44,8 @@ def route_kind(path: str, query: str = "") -> str:
     A Data Access ``/files/{id}`` request with ``path=`` is a ``file`` download; without it,
     it is a ``listing`` of the dataset file.
     """
-    for kind, pattern in _KINDS:
-        if pattern.match(path):
+    for kind, prefix, pattern in _KINDS:
+        if path.startswith(prefix) and pattern.match(path):
             if kind == "file" and "path=" not in query:
                 return "listing"
             return kind
@@ -95,9 +98,10 @@ class Counters:
         with self._lock:
             return self._max_in_flight[kind]
 
-    def record(self, rec: RequestRecord) -> None:
-        """Count one served request."""
-        kind = rec.kind
+    def record(self, rec: RequestRecord, *, kind: str | None = None) -> None:
+        """Count one served request (``kind``: its :attr:`~RequestRecord.kind`, when known)."""
+        if kind is None:
+            kind = rec.kind
         with self._lock:
             self._log.append(rec)
             self._requests[kind] += 1

@@ -362,6 +362,8 @@ class Faults:
 
     def take(self, method: str, path: str, query: str) -> Fault | None:
         """The fault to apply to this request, if any (consumes one of its ``times``)."""
+        if not self._faults:  # the common case, without taking the lock
+            return None
         with self._lock:
             for fault in self._faults:
                 if not fault.matches(method, path, query):

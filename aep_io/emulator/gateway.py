@@ -28,12 +28,15 @@ from aep_io.emulator.store import Tenant
 
 if TYPE_CHECKING:
     from aep_io.emulator.core import Emulator
+    from aep_io.emulator.credentials import Credentials
 
 __all__ = [
     "MAX_BODY",
     "APIError",
+    "HeaderCheck",
     "authenticate",
     "bearer_token",
+    "check_headers",
     "echo",
     "error_response",
     "fallback",
@@ -133,11 +136,16 @@ def echo(value: str, limit: int = 100) -> str:
 def authenticate(request: Request) -> Tenant:
     """Check the gateway headers; return the tenant the request acts for, or raise APIError."""
     emulator: Emulator = request.app.state.emulator
-    headers = request.headers
+    return check_headers(emulator.credentials, request.headers)
+
+
+def check_headers(credentials: Credentials, headers: Mapping[str, str]) -> Tenant:
+    """:func:`authenticate` on headers already read (lower-case names): the tenant, or raise
+    APIError. The token is verified on every call (so a revoked or expired token fails at once)."""
     if not headers.get("authorization"):
         raise gateway_error(403, "403010", "Oauth token is missing.")
     token = bearer_token(headers)
-    claims = emulator.credentials.verify(token) if token is not None else None
+    claims = credentials.verify(token) if token is not None else None
     if claims is None:
         raise invalid_token()
     api_key = headers.get("x-api-key")
@@ -158,6 +166,37 @@ def authenticate(request: Request) -> Tenant:
             400, "400003", f"Invalid header x-sandbox-name: {sandbox[:64]!r} (all lower case)"
         )
     return Tenant(org, sandbox)
+
+
+class HeaderCheck:
+    """:func:`check_headers` for the hot path: the header values that passed are remembered (at
+    most ``size`` combinations), so a repeated request costs one dictionary lookup and a new
+    :meth:`~.credentials.Credentials.verify` of its token, never skipped: a token revoked,
+    expired or issued before :meth:`~.credentials.Credentials.revoke_all` fails at once.
+
+    Keys are the raw header values (bytes, None when absent) of ``authorization``,
+    ``x-api-key``, ``x-gw-ims-org-id`` and ``x-sandbox-name``.
+    """
+
+    def __init__(self, credentials: Credentials, size: int = 1024) -> None:
+        self.credentials = credentials
+        self.size = size
+        self._passed: dict[tuple[bytes | None, ...], tuple[str, Tenant]] = {}
+
+    def tenant(self, raw: tuple[bytes | None, bytes | None, bytes | None, bytes | None]) -> Tenant:
+        """The tenant of a request with these raw header values, or raise APIError."""
+        passed = self._passed.get(raw)
+        if passed is not None and self.credentials.verify(passed[0]) is not None:
+            return passed[1]
+        names = ("authorization", "x-api-key", "x-gw-ims-org-id", "x-sandbox-name")
+        headers = {n: v.decode("latin-1") for n, v in zip(names, raw, strict=True) if v is not None}
+        tenant = check_headers(self.credentials, headers)
+        token = bearer_token(headers)
+        assert token is not None  # check_headers passed
+        if len(self._passed) >= self.size:
+            self._passed.clear()
+        self._passed[raw] = (token, tenant)
+        return tenant
 
 
 def int_param(

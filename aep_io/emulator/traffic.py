@@ -94,42 +94,32 @@ class TrafficLayer:
         fault = self.faults.take(method, path, query)
         kind = route_kind(path, query)
         self.counters.started(kind)
-        state: dict[str, Any] = {"status": 0, "bytes": 0, "recorded": False}
-        fault_name = None if fault is None else fault.kind
-
-        def record() -> None:
-            # Called just before the last body byte leaves, so a client that got its response
-            # always finds the request counted.
-            if not state["recorded"]:
-                state["recorded"] = True
-                self.counters.record(
-                    RequestRecord(
-                        method, path, query, range_header, state["status"], state["bytes"],
-                        fault_name,
-                    )
-                )
-
+        served = _Served(self.counters, kind, method, path, query, range_header,
+                         None if fault is None else fault.kind)  # fmt: skip
         try:
-            if fault is not None and fault.kind == "latency":
+            if fault is None:  # the common case: no fault configured or none matching
+                await self.app(scope, receive, served.counting(send))
+                return
+            if fault.kind == "latency":
                 await asyncio.sleep(fault.delay)
-                fault = None
-            elif fault is not None and fault.kind == "ignore_range":
+                await self.app(scope, receive, served.counting(send))
+            elif fault.kind == "ignore_range":
                 scope = dict(scope)
                 scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"range"]
-                fault = None
-            if fault is not None and fault.kind == "status":
-                await self._send_status(fault, send, state, record)
-            elif fault is not None and fault.kind in ("stale_listing", "expire_token"):
+                await self.app(scope, receive, served.counting(send))
+            elif fault.kind == "status":
+                await self._send_status(fault, send, served)
+            elif fault.kind in ("stale_listing", "expire_token"):
                 response = error_response(self._service_error(fault, scope, path, query))
-                await response(scope, receive, self._wrap_send(send, state, None, record))
-            elif fault is not None and fault.kind == "reset":
-                record()
+                await response(scope, receive, served.counting(send))
+            elif fault.kind == "reset":
+                served.record()
                 if not _drop_connection(send, reset=True):
                     raise RuntimeError("injected reset")
-            else:
-                await self.app(scope, receive, self._wrap_send(send, state, fault, record))
+            else:  # reset_mid_body, truncate: cut the body at half its Content-Length
+                await self.app(scope, receive, self._cutting_send(send, served, fault))
         finally:
-            record()
+            served.record()
             self.counters.finished(kind)
 
     def _service_error(self, fault: Fault, scope: Scope, path: str, query: str) -> APIError:
@@ -142,9 +132,7 @@ class TrafficLayer:
             self.credentials.revoke(token)
         return invalid_token()
 
-    async def _send_status(
-        self, fault: Fault, send: Send, state: dict[str, Any], record: Callable[[], None]
-    ) -> None:
+    async def _send_status(self, fault: Fault, send: Send, served: _Served) -> None:
         body = fault.body
         if body is None:
             payload = b""
@@ -158,19 +146,15 @@ class TrafficLayer:
         if payload and not any(k == b"content-type" for k, _ in headers):
             headers.append((b"content-type", b"application/json"))
         headers.append((b"content-length", str(len(payload)).encode()))
-        state["status"] = fault.status
-        state["bytes"] = len(payload)
+        served.status = fault.status
+        served.bytes = len(payload)
         await send({"type": "http.response.start", "status": fault.status, "headers": headers})
-        record()
+        served.record()
         await send({"type": "http.response.body", "body": payload})
 
-    def _wrap_send(
-        self,
-        send: Send,
-        state: dict[str, Any],
-        fault: Fault | None,
-        record: Callable[[], None],
-    ) -> Send:
+    def _cutting_send(self, send: Send, served: _Served, fault: Fault) -> Send:
+        """``send`` for the ``reset_mid_body`` and ``truncate`` faults: counts, and drops the
+        connection once half the body's ``Content-Length`` went out."""
         cut_at: list[int | None] = [None]
         dropped = [False]
 
@@ -178,11 +162,10 @@ class TrafficLayer:
             if dropped[0]:
                 return  # the connection is gone: let the app finish quietly
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
-                if fault is not None:
-                    for name, value in message.get("headers", []):
-                        if name.lower() == b"content-length":
-                            cut_at[0] = int(value) // 2
+                served.status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-length":
+                        cut_at[0] = int(value) // 2
                 await send(message)
                 return
             if message["type"] != "http.response.body":
@@ -190,13 +173,12 @@ class TrafficLayer:
                 return
             body: bytes = message.get("body", b"")
             limit = cut_at[0]
-            if limit is not None and state["bytes"] + len(body) >= limit:
-                piece = body[: max(0, limit - state["bytes"])]
-                state["bytes"] += len(piece)
+            if limit is not None and served.bytes + len(body) >= limit:
+                piece = body[: max(0, limit - served.bytes)]
+                served.bytes += len(piece)
                 if piece:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
-                assert fault is not None
-                record()
+                served.record()
                 # reset_mid_body: RST after part of the body; truncate: a clean close (FIN) with
                 # the body shorter than its Content-Length.
                 if not _drop_connection(send, reset=fault.kind == "reset_mid_body"):
@@ -204,9 +186,50 @@ class TrafficLayer:
                 dropped[0] = True
                 await asyncio.sleep(0.005)  # let the server see the connection is gone
                 return
-            state["bytes"] += len(body)
+            served.bytes += len(body)
             if not message.get("more_body", False):
-                record()
+                served.record()
             await send(message)
 
         return wrapped
+
+
+class _Served:
+    """What one request was served (status, body bytes), counted once by :meth:`record`."""
+
+    __slots__ = ("bytes", "counters", "fault", "kind", "method", "path", "query", "range",
+                 "recorded", "status")  # fmt: skip
+
+    def __init__(self, counters: Counters, kind: str, method: str, path: str, query: str,
+                 range_header: str | None, fault: str | None) -> None:  # fmt: skip
+        self.counters, self.kind, self.fault = counters, kind, fault
+        self.method, self.path, self.query, self.range = method, path, query, range_header
+        self.status = 0
+        self.bytes = 0
+        self.recorded = False
+
+    def record(self) -> None:
+        """Count the request (once). Called just before the last body byte leaves, so a client
+        that got its response always finds the request counted."""
+        if not self.recorded:
+            self.recorded = True
+            self.counters.record(
+                RequestRecord(self.method, self.path, self.query, self.range, self.status,
+                              self.bytes, self.fault),
+                kind=self.kind,
+            )
+
+    def counting(self, send: Send) -> Send:
+        """``send`` that counts the status and body bytes, and records before the last body."""
+
+        async def counted(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.body":
+                self.bytes += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    self.record()
+            elif kind == "http.response.start":
+                self.status = message["status"]
+            await send(message)
+
+        return counted
