@@ -23,9 +23,6 @@ keeps a consistent snapshot; writers of one tenant serialise on :meth:`ProfileSt
 Example:
     >>> import tempfile
     >>> from aep_io.emulator.store import Tenant
-
-if TYPE_CHECKING:
-    from aep_io.emulator.membership_state import MembershipOverlay
     >>> store = ProfileStore(tempfile.mkdtemp())
     >>> store.load_synthetic(Tenant("ORG@AdobeOrg", "prod"), profiles=1_000, seed=1)
     1000

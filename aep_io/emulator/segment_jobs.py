@@ -282,10 +282,13 @@ def _count(result: Evaluation, ids: list[str], codes: np.ndarray, namespace_set:
     """Per segment: profiles by status, and members by identity namespace (``codes[j]`` holds
     segment ``j``'s status codes, one per profile)."""
     width = 5  # status codes 0-4
-    base = namespace_set.astype(np.int64) * width
+    # the smallest unsigned type for (namespace set, code) keys: adding is the costly part
+    key_type = np.min_scalar_type(max(len(sets), 1) * width - 1)
+    base = namespace_set.astype(key_type) * key_type.type(width)
     for j, seg in enumerate(ids):
         # one pass: profiles per (namespace set, status code)
-        table = np.bincount(base + codes[j], minlength=len(sets) * width).reshape(-1, width)
+        keys = base + codes[j].view(np.uint8).astype(key_type, copy=False)
+        table = np.bincount(keys, minlength=len(sets) * width).reshape(-1, width)
         for code, status in ((1, "realized"), (2, "existing"), (3, "exited")):
             result.by_status[seg][status] += int(table[:, code].sum())
         members = table[:, 1] + table[:, 2]
