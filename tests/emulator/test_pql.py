@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 
 import duckdb
 import pyarrow as pa
@@ -732,3 +735,82 @@ def test_agreement_with_hand_written_duckdb(
     got = connection.sql(f"SELECT rn FROM profiles WHERE {sql} ORDER BY rn").fetchall()
     assert got == connection.sql(hand + " ORDER BY rn").fetchall()
     assert len(got) > 0
+
+
+
+# --------------------------------------------------------------------------- parser tables cache
+
+
+@pytest.fixture
+def parser_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """``aep_io.emulator.pql.parser`` with its LALR tables cached under ``tmp_path``."""
+    from aep_io.emulator.pql import parser
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parser._lark.cache_clear()
+    parser._parse.cache_clear()
+    yield parser
+    parser._lark.cache_clear()
+    parser._parse.cache_clear()
+
+
+def _parses_and_fails_alike(parser: ModuleType) -> None:
+    text = 'homeAddress.countryCode = "US"'
+    tree = parse_pql(text)
+    parser._parse.cache_clear()
+    assert parse_pql(text) == tree
+    for text, line, column, fragment in SYNTAX_ERRORS:
+        with pytest.raises(PQLSyntaxError) as info:
+            parse_pql(text)
+        assert (info.value.line, info.value.column) == (line, column)
+        assert fragment in str(info.value)
+
+
+def test_parser_tables_are_saved_and_loaded(
+    parser_cache: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = parser_cache._lark()
+    path = parser_cache._lark_cache_file()
+    assert path.is_file()
+    parser_cache._lark.cache_clear()
+    loads: list[object] = []
+    real_load = parser_cache.Lark._load
+
+    def spy(self: object, *args: object, **kwargs: object) -> object:
+        loads.append(self)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(parser_cache.Lark, "_load", spy)
+    loaded = parser_cache._lark()
+    assert loads == [loaded]  # the tables came from the file, not from analysing the grammar
+    assert loaded is not built and loaded.options.propagate_positions
+    assert {t.name for t in loaded.terminals} == {t.name for t in built.terminals}
+    _parses_and_fails_alike(parser_cache)
+
+
+@pytest.mark.parametrize("damage", ["other key", "truncated", "garbage"])
+def test_parser_tables_cache_damaged_or_stale(parser_cache: ModuleType, damage: str) -> None:
+    parser_cache._lark()
+    path = parser_cache._lark_cache_file()
+    good = path.read_bytes()
+    key, _, tables = good.partition(b"\n")
+    path.write_bytes({"other key": b"0" * len(key) + b"\n" + tables,
+                      "truncated": good[: len(good) // 2],
+                      "garbage": key + b"\nnot a pickle"}[damage])  # fmt: skip
+    parser_cache._lark.cache_clear()
+    parser_cache._lark()  # builds the parser, and saves good tables again
+    assert path.read_bytes().partition(b"\n")[0] == key
+    parser_cache._lark.cache_clear()
+    assert parser_cache._lark() is not None  # loads them
+    _parses_and_fails_alike(parser_cache)
+
+
+def test_parser_without_a_writable_cache(
+    parser_cache: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    parser_cache._lark()
+    assert not parser_cache._lark_cache_file().exists()
+    _parses_and_fails_alike(parser_cache)

@@ -14,10 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree
@@ -438,9 +441,28 @@ _FRIENDLY = {
 }
 
 
+_LARK_OPTIONS: dict[str, Any] = {"parser": "lalr", "lexer": "contextual",
+                                 "propagate_positions": True}
+
+
+def _lark_cache_file() -> Path:
+    """Where the analysed grammar is kept between processes (the user's cache directory)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "aep_io" / "pql-parser.lark"
+
+
 @cache
 def _lark() -> Lark:
-    return Lark(GRAMMAR, parser="lalr", lexer="contextual", propagate_positions=True)
+    """The PQL parser. Building it (grammar analysis, LALR tables) takes 50-100 ms, a large
+    part of a fresh process's first evaluation; lark's own cache (``cache=path``: the tables,
+    stamped with a digest of the grammar, the options and the lark and Python versions, which
+    lark checks before using them) loads them in ~7 ms. The file lives in the user's cache
+    directory (:func:`_lark_cache_file`); when it cannot be read or written, lark builds the
+    parser as if there were no cache."""
+    path = _lark_cache_file()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return Lark(GRAMMAR, **_LARK_OPTIONS, cache=str(path))
 
 
 @cache
@@ -512,9 +534,18 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> PQLSyntaxError:
 
 
 def parse_pql(text: str) -> Node:
-    """Parse PQL ``text`` into an AST; raise :class:`PQLSyntaxError` if it is not valid PQL."""
+    """Parse PQL ``text`` into an AST; raise :class:`PQLSyntaxError` if it is not valid PQL.
+
+    Results are cached (the AST is immutable): a segment job lists a definition's
+    ``inSegment`` references and then compiles it, and definitions are evaluated many times.
+    """
     if not isinstance(text, str):
         raise TypeError(f"PQL text must be a str, got {type(text).__name__}")
+    return _parse(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str) -> Node:
     # Errors are raised outside the ``except`` blocks: an exception raised inside one keeps the
     # lark exception as ``__context__``, and pickling helpers that carry the context along
     # (tblib, installed by distributed) then fail on lark's parser state.
