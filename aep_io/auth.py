@@ -26,6 +26,7 @@ from collections.abc import Generator
 import httpx
 
 from aep_io.errors import TokenError, TransportError, UnsafeRedirectError, parse_error_body
+from aep_io.http_transport import default_transport
 from aep_io.retry import RetryPolicy, send_with_retry
 from aep_io.settings import Secret, Settings
 
@@ -80,7 +81,11 @@ class TokenProvider:
     def _client(self) -> httpx.Client:
         if self._http is None:
             s = self._settings
-            self._http = httpx.Client(timeout=s.timeout, verify=_verify(s))
+            verify = _verify(s)
+            self._http = httpx.Client(
+                timeout=s.timeout, verify=verify,
+                transport=default_transport(s.ims_url, verify=verify, max_connections=4),
+            )
         return self._http
 
     def token(self) -> Secret:

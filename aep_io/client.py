@@ -24,7 +24,7 @@ import httpx
 
 from aep_io.auth import AEPAuth, TokenProvider, _verify, origin_of
 from aep_io.errors import AEPError, UnsafeRedirectError, error_for_status
-from aep_io.http_transport import StdlibTransport
+from aep_io.http_transport import default_transport
 from aep_io.retry import RetryPolicy, retry_after_seconds, send_with_retry
 from aep_io.settings import Settings
 
@@ -110,9 +110,9 @@ class AEPClient:
         self._origin = origin_of(self.settings.platform_url)
         self._prefix = self.settings.platform_url.rstrip("/") + "/"
         verify = _verify(self.settings)
-        if transport is None and not _proxied(self.settings.platform_url):
-            transport = StdlibTransport(
-                verify=verify, max_connections=max_connections, max_keepalive=max_connections
+        if transport is None:
+            transport = default_transport(
+                self.settings.platform_url, verify=verify, max_connections=max_connections
             )
         self.http = httpx.Client(
             transport=transport,
@@ -223,18 +223,6 @@ class AEPClient:
     def post_json(self, url: str, body: Any, *, params: Mapping[str, Any] | None = None) -> Any:
         """POST a JSON body (never replayed once sent) and decode the JSON answer."""
         return _decode_json(self.request("POST", url, params=params, json=body))
-
-
-def _proxied(url: str) -> bool:
-    """Whether a proxy from the environment (``HTTPS_PROXY``, ``ALL_PROXY``... minus
-    ``NO_PROXY``) applies to ``url``: httpx's own transports honour it, the stdlib one does not."""
-    import urllib.request
-
-    proxies = urllib.request.getproxies()
-    u = httpx.URL(url)
-    if u.scheme not in proxies and "all" not in proxies:
-        return False
-    return not urllib.request.proxy_bypass(u.host)
 
 
 def _decode_json(response: httpx.Response) -> Any:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
-__all__ = ["READINTO", "ResponseStream", "StdlibTransport", "body_readinto"]
+__all__ = ["READINTO", "ResponseStream", "StdlibTransport", "body_readinto", "default_transport"]
 
 #: The response extension holding :meth:`ResponseStream.readinto` (httpx wraps the stream
 #: itself, so the extension is how a caller reaches it).
@@ -318,3 +318,26 @@ class ResponseStream(httpx.SyncByteStream):
         reusable = done and not response.will_close
         response.close()  # the connection's socket stays open; the response lets go of it
         self._transport._release(self._origin, self._conn, reusable)
+
+
+def _proxied(url: str) -> bool:
+    """Whether a proxy from the environment (``HTTPS_PROXY``, ``ALL_PROXY``... minus
+    ``NO_PROXY``) applies to ``url``: httpx's own transports honour it, this one does not."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    u = httpx.URL(url)
+    if u.scheme not in proxies and "all" not in proxies:
+        return False
+    return not urllib.request.proxy_bypass(u.host)
+
+
+def default_transport(
+    url: str, *, verify: ssl.SSLContext | str | bool = True, max_connections: int = 64
+) -> StdlibTransport | None:
+    """The transport for a client of ``url``: a :class:`StdlibTransport`, or None (httpx's own
+    transports) when a proxy from the environment applies to ``url``."""
+    if _proxied(url):
+        return None
+    return StdlibTransport(verify=verify, max_connections=max_connections,
+                           max_keepalive=max_connections)  # fmt: skip

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import http.server
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,8 +114,6 @@ def test_a_slow_answer_times_out(settings: Settings, files: list[BatchFile],
 
 
 def test_nothing_listening_is_a_connect_error() -> None:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
@@ -135,9 +135,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         if self.close_after:
             self.close_connection = True
-
-    def finish(self) -> None:
-        super().finish()
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)  # the FIN goes out now, not later
         type(self).answered.set()
 
     def log_message(self, *args: object) -> None:
@@ -169,6 +168,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
         with httpx.Client(transport=transport) as http:
             assert http.get(f"{url}/one").text == "/one -"
             assert Closing.answered.wait(5)
+            time.sleep(0.05)  # the FIN has crossed loopback
             assert http.get(f"{url}/two").text == "/two -"  # not written to the dead socket
         assert transport.connections_opened == 2
 
