@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from fsspec.spec import AbstractFileSystem
 
 from aep_io.client import AEPClient
@@ -22,6 +21,9 @@ from aep_io.planning import BatchFile
 from aep_io.reader import ReadOptions, iter_record_batches, to_record_batch_reader
 from aep_io.settings import Settings
 from aep_io.sources import Source
+
+if TYPE_CHECKING:  # pyarrow.compute costs ~30 ms to import; only filters need it
+    import pyarrow.compute as pc
 
 __all__ = ["read_arrow", "to_arrow_batch_reader"]
 
@@ -37,6 +39,12 @@ def _source(
                      storage_options=storage_options)
 
 
+def _pa_expression() -> type:
+    import pyarrow.compute  # only when a filter is given (an import of ~30 ms)
+
+    return pyarrow.compute.Expression
+
+
 def _options(columns: Sequence[str] | None, filter: pc.Expression | None, limit: int | None,
              options: dict[str, Any]) -> ReadOptions:
     """The read options, or a TypeError/ValueError naming the argument that is wrong."""
@@ -46,7 +54,7 @@ def _options(columns: Sequence[str] | None, filter: pc.Expression | None, limit:
         raise TypeError(f"columns must be a list of column names, not {columns!r:.80}{hint}")
     if columns is not None and not columns:
         raise ValueError("columns=[] selects nothing: give column names, or None for all")
-    if filter is not None and not isinstance(filter, pc.Expression):
+    if filter is not None and not isinstance(filter, _pa_expression()):
         raise TypeError(f"filter must be a pyarrow.compute expression, e.g. "
                         f"pc.field('x') == 1, not {type(filter).__name__} {filter!r:.60}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):

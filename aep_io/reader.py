@@ -35,14 +35,16 @@ from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aep_io.errors import AEPError, IncompleteReadError
 from aep_io.sources import ScanFile, Source
+
+if TYPE_CHECKING:  # pyarrow.compute costs ~30 ms to import; only filters need it
+    import pyarrow.compute as pc
 
 __all__ = [
     "CorruptFileError",
