@@ -172,7 +172,6 @@ class _OpenFile:
     ) -> None:
         self.file = f
         self.slots = slots
-        self._decoding = threading.Lock()
         self.size = f.size or int(f.fs.size(f.path))
         if self.size < 12:
             raise CorruptFileError(f"{f.display}: {self.size} bytes is too small for parquet")
@@ -283,12 +282,12 @@ class _OpenFile:
                 _dont_need(lo, hi - lo)
 
     def decode(self, row_groups: list[int], columns: list[str] | None) -> pa.Table:
-        """Decode row groups (their ranges must have been fetched); one call at a time per
-        file (units of different files decode concurrently)."""
+        """Decode row groups (their ranges must have been fetched). Each call has its own
+        parquet reader over the shared buffer and footer, so units of one file decode in
+        parallel (a read-ahead window mostly holds units of the same file)."""
+        reader = pq.ParquetFile(pa.BufferReader(self._buffer), metadata=self.metadata)
         try:
-            with self._decoding:
-                return self.parquet.read_row_groups(row_groups, columns=columns,
-                                                    use_threads=True)  # fmt: skip
+            return reader.read_row_groups(row_groups, columns=columns, use_threads=True)
         except (pa.ArrowException, OSError) as exc:
             raise CorruptFileError(
                 f"{self.file.display}: row group(s) {row_groups} could not be decoded: {exc}"
@@ -467,9 +466,10 @@ def _pipeline(
     )
     columns = list(opts.columns) if opts.columns is not None else None
 
-    # Decoding runs on its own threads, one unit ahead of the consumer: it overlaps what the
-    # consumer does with the previous unit (flattening, converting, writing) while at most two
-    # decoded units are held (the fetch window holds only compressed bytes).
+    # Decoding runs on two threads, up to DECODE_AHEAD units ahead of the consumer: it overlaps
+    # what the consumer does with the previous unit (flattening, converting, writing) and
+    # keeps both cores busy, while at most DECODE_AHEAD + 1 decoded units are held (the fetch
+    # window holds only compressed bytes).
     decoder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="aep-decode")
 
     def decode(unit: _Unit) -> pa.Table:
