@@ -15,8 +15,9 @@ emulator, which runs as its own process on 127.0.0.1, into one pandas DataFrame:
 
 Each run is a fresh process, alternating aepp / aep_io for ``--pairs`` pairs. ``seconds`` is
 whole-process time from just before the parent starts the child (interpreter start and imports
-included) to the DataFrame being ready; peak RSS is the child's ``ru_maxrss``; bytes and requests
-come from the emulator's ``GET /_emulator/counters``. Both children install a loopback guard
+included) to the DataFrame being ready; peak RSS is the child's own (``VmHWM``, see
+``benchmarks/memory.py``); bytes and requests come from the emulator's
+``GET /_emulator/counters``. Both children install a loopback guard
 (:func:`install_loopback_guard`) before importing anything else: any connection, datagram or name
 lookup for a non-loopback address raises :class:`NonLoopbackError` before a packet leaves.
 
@@ -167,9 +168,9 @@ def loopback_guard() -> Iterator[None]:
 
 # -- the children -----------------------------------------------------------------------------
 def _peak_rss_mb() -> float:
-    import resource
+    from benchmarks.memory import peak_rss_mb
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return peak_rss_mb()
 
 
 def _digest(df: Any) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from benchmarks.memory import peak_rss_mb
 
 CASES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -265,7 +266,7 @@ def main() -> None:
     started = time.perf_counter()
     result = CASES[name](ctx)
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
 
 

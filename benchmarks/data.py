@@ -1,6 +1,7 @@
 """Benchmark data: synthetic exports generated once per scale and cached.
 
-``.bench-cache/scale-<s>/parts/``   the parquet parts (1M profiles x scale, 8 parts)
+``.bench-cache/scale-<s>/parts/``   the parquet parts (1M profiles x scale, 8 parts; another
+                                     number of parts lives in ``scale-<s>-parts-<n>/``)
 ``.bench-cache/scale-<s>/emulator/`` an emulator data directory holding them as one batch
 ``.bench-cache/scale-<s>/meta.json`` batch id, sizes, profile count
 """
@@ -22,7 +23,7 @@ def dataset(scale: float, *, parts: int = 8, row_groups: int = 16) -> dict[str, 
     from aep_io.emulator import Emulator
     from aep_io.emulator.synthetic import SyntheticSpec, write_parts
 
-    home = ROOT / f"scale-{scale:g}"
+    home = ROOT / (f"scale-{scale:g}" if parts == 8 else f"scale-{scale:g}-parts-{parts}")
     meta_path = home / "meta.json"
     if meta_path.exists():
         return json.loads(meta_path.read_text())
@@ -38,6 +39,7 @@ def dataset(scale: float, *, parts: int = 8, row_groups: int = 16) -> dict[str, 
     meta = {
         "scale": scale,
         "profiles": profiles,
+        "row_groups": parts * row_groups,
         "batch_id": export.batch_id,
         "parts": [str(p) for p in paths],
         "bytes": sum(p.stat().st_size for p in paths),

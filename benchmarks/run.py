@@ -58,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="x 1M profiles (default 1)")
     parser.add_argument("--pairs", type=int, default=3, help="runs of each case and baseline")
+    parser.add_argument("--parts", type=int, default=8,
+                        help="parquet parts (default 8): more parts keep row groups the same "
+                             "size as the data grows, fewer make them larger")
     parser.add_argument("--only", default="", help="comma-separated case groups")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write")
     args = parser.parse_args(argv)
 
     compile_aep_io()  # cases measure aep_io as installed (see benchmarks/bytecode.py)
-    meta = dataset(args.scale)
+    meta = dataset(args.scale, parts=args.parts)
     console.print(f"data: {meta['profiles']:,} profiles, {meta['bytes'] / 1e6:.1f} MB in "
                   f"{len(meta['parts'])} parts (batch {meta['batch_id']})")
     from aep_io.emulator.synthetic import SyntheticSpec, segment_ids
