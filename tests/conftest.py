@@ -6,12 +6,13 @@ retry tests run fast and can assert the waits the client chose.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from aep_io import AEPClient, RetryPolicy, Settings
 from aep_io.emulator import Emulator, EmulatorServer, ExportBatch
+from aep_io.planning import BatchFile, plan_files
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +86,21 @@ def sorted_export(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) 
         pq.write_table(table.slice(part * 5_000, 5_000), path, row_group_size=500)
         paths.append(path)
     return emulator.add_export_batch(paths)
+
+
+@pytest.fixture
+def files(client: AEPClient, export: ExportBatch) -> list[BatchFile]:
+    """The session export's files, as planned."""
+    return plan_files(export.batch_id, client=client)
+
+
+@pytest.fixture
+def stored(emulator: Emulator) -> Callable[[BatchFile], bytes]:
+    """The bytes the emulator stores for a planned file (what a read must return)."""
+
+    def read(file: BatchFile) -> bytes:
+        found = emulator.store.physical_file(file.file_id, file.name)
+        assert found is not None
+        return found.path.read_bytes()
+
+    return read

@@ -7,7 +7,7 @@ import itertools
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -24,7 +24,6 @@ from aep_io import (
     NotFoundError,
     Settings,
     TransportError,
-    plan_files,
 )
 from aep_io.cli import main
 from aep_io.downloads import (
@@ -36,17 +35,6 @@ from aep_io.downloads import (
 )
 from aep_io.emulator import Emulator, EmulatorServer, ExportBatch, Fault
 from aep_io.emulator.counters import RequestRecord
-
-
-@pytest.fixture
-def files(client: AEPClient, export: ExportBatch) -> list[BatchFile]:
-    return plan_files(export.batch_id, client=client)
-
-
-def _stored(emulator: Emulator, file: BatchFile) -> bytes:
-    found = emulator.store.physical_file(file.file_id, file.name)
-    assert found is not None
-    return found.path.read_bytes()
 
 
 def _assert_identical(dest: Path, emulator: Emulator, export: ExportBatch) -> None:
@@ -219,7 +207,8 @@ def test_a_file_gone_from_its_batch_stops_with_batch_changed(
 
 
 def test_part_longer_than_listed_and_wrong_size_final_are_replaced(
-    client: AEPClient, files: list[BatchFile], emulator: Emulator, tmp_path: Path
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, tmp_path: Path,
+    stored: Callable[[BatchFile], bytes],
 ) -> None:
     long_one, stale = files[0], files[1]
     final = local_path(tmp_path, long_one)
@@ -233,8 +222,8 @@ def test_part_longer_than_listed_and_wrong_size_final_are_replaced(
     report = download([long_one, stale], tmp_path, client=client)
     assert (report.downloaded, report.resumed, report.skipped) == (2, 0, 0)
     assert [r.range for r in emulator.counters.log("file")] == [None, None]
-    assert final.read_bytes() == _stored(emulator, long_one)
-    assert stale_final.read_bytes() == _stored(emulator, stale)
+    assert final.read_bytes() == stored(long_one)
+    assert stale_final.read_bytes() == stored(stale)
     assert not list(tmp_path.rglob("*.part"))
 
 
@@ -299,7 +288,8 @@ def test_server_ignoring_range_restarts_from_zero(ignores_range: str, tmp_path: 
 
 
 def test_stream_that_never_recovers_raises_and_keeps_no_final_file(
-    client: AEPClient, files: list[BatchFile], emulator: Emulator, tmp_path: Path
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, tmp_path: Path,
+    stored: Callable[[BatchFile], bytes],
 ) -> None:
     emulator.faults.add(Fault(kind="reset_mid_body", route="file", times=None))
     one = files[0]
@@ -327,7 +317,7 @@ def test_stream_that_never_recovers_raises_and_keeps_no_final_file(
     report = download([one], tmp_path, client=client)
     assert report.resumed == 1 and report.bytes_transferred == one.size - kept
     assert [r.range for r in emulator.counters.log("file")] == [f"bytes={kept}-"]
-    assert final.read_bytes() == _stored(emulator, one)
+    assert final.read_bytes() == stored(one)
 
 
 def test_unsafe_names_and_empty_files(client: AEPClient, emulator: Emulator,

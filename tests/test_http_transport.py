@@ -9,30 +9,21 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from aep_io import AEPClient, RetryPolicy, Settings
-from aep_io.emulator import Emulator, ExportBatch
+from aep_io.emulator import Emulator
 from aep_io.emulator.faults import Fault
 from aep_io.errors import TransportError
 from aep_io.filesystem import fetch_range_into
 from aep_io.http_transport import StdlibTransport, body_readinto
-from aep_io.planning import BatchFile, plan_files
+from aep_io.planning import BatchFile
 
-
-@pytest.fixture
-def files(client: AEPClient, export: ExportBatch) -> list[BatchFile]:
-    return plan_files(export.batch_id, client=client)
-
-
-def _local_bytes(emulator: Emulator, f: BatchFile) -> bytes:
-    found = emulator.store.physical_file(f.file_id, f.name)
-    assert found is not None
-    return found.path.read_bytes()
+Stored = Callable[[BatchFile], bytes]  # the conftest fixture ``stored``
 
 
 def _transport(client: AEPClient) -> StdlibTransport:
@@ -41,31 +32,34 @@ def _transport(client: AEPClient) -> StdlibTransport:
     return transport
 
 
-def test_clients_use_it_and_keep_one_connection_alive(client: AEPClient, files: list[BatchFile],
-                                                      emulator: Emulator) -> None:
+def test_clients_use_it_and_keep_one_connection_alive(
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, stored: Stored
+) -> None:
     f = files[0]
     opened = _transport(client).connections_opened
     for start in range(0, 64 * 1024, 4096):
         out = bytearray(1000)
         fetch_range_into(client, f, start, memoryview(out))
-        assert bytes(out) == _local_bytes(emulator, f)[start : start + 1000]
+        assert bytes(out) == stored(f)[start : start + 1000]
     assert _transport(client).connections_opened == opened  # the planning connection, reused
     assert emulator.counters.requests("file") == 16
     assert emulator.counters.bytes_sent("file") == 16_000  # exactly the ranges
 
 
-def test_a_whole_file_is_read_straight_into_the_buffer(client: AEPClient, files: list[BatchFile],
-                                                       emulator: Emulator) -> None:
+def test_a_whole_file_is_read_straight_into_the_buffer(
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, stored: Stored
+) -> None:
     f = files[1]
     out = bytearray(f.size)
     fetch_range_into(client, f, 0, memoryview(out))
-    assert bytes(out) == _local_bytes(emulator, f)
+    assert bytes(out) == stored(f)
     assert emulator.counters.bytes_sent("file") == f.size
     assert [r.range for r in emulator.counters.log("file")] == [None]  # one plain GET
 
 
-def test_a_short_body_raises_remote_protocol_error(client: AEPClient, files: list[BatchFile],
-                                                   emulator: Emulator) -> None:
+def test_a_short_body_raises_remote_protocol_error(
+    client: AEPClient, files: list[BatchFile], emulator: Emulator, stored: Stored
+) -> None:
     emulator.faults.add(Fault(kind="truncate", route="file", times=1))
     f = files[0]
     idle = _transport(client).idle_connections
@@ -84,7 +78,7 @@ def test_a_short_body_raises_remote_protocol_error(client: AEPClient, files: lis
     assert _transport(client).idle_connections == idle - 1  # the broken one was dropped
     out = bytearray(100_000)
     fetch_range_into(client, f, 0, memoryview(out))
-    assert bytes(out) == _local_bytes(emulator, f)[:100_000]
+    assert bytes(out) == stored(f)[:100_000]
 
 
 def test_iterating_a_reset_body_keeps_the_bytes_that_arrived(
@@ -231,11 +225,11 @@ def test_tls_is_verified_and_a_ca_bundle_is_honoured(tmp_path: Path) -> None:
 
 
 def test_httpcore_stays_available(settings: Settings, files: list[BatchFile],
-                                  emulator: Emulator) -> None:
+                                  stored: Stored) -> None:
     with AEPClient(settings, transport=httpx.HTTPTransport()) as client:
         out = bytearray(5000)
         fetch_range_into(client, files[0], 100, memoryview(out))
-    assert bytes(out) == _local_bytes(emulator, files[0])[100:5100]
+    assert bytes(out) == stored(files[0])[100:5100]
 
 
 @pytest.mark.parametrize(("env", "stdlib"), [
