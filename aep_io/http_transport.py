@@ -207,10 +207,14 @@ class StdlibTransport(httpx.BaseTransport):
 def _exchange(conn: http.client.HTTPConnection, request: httpx.Request) -> http.client.HTTPResponse:
     """Write ``request`` on ``conn`` and read the response's status line and headers."""
     target = request.url.raw_path.decode("ascii")
-    body = request.read()
+    body = request.read()  # a streamed body is read whole: it is sent with its length
+    headers = request.headers.multi_items()
+    if any(name.lower() == "transfer-encoding" for name, _ in headers):
+        headers = [(n, v) for n, v in headers if n.lower() != "transfer-encoding"]
+        headers.append(("Content-Length", str(len(body))))
     try:
         conn.putrequest(request.method, target, skip_host=True, skip_accept_encoding=True)
-        for name, value in request.headers.multi_items():
+        for name, value in headers:
             conn.putheader(name, value)
         conn.endheaders(body or None)
     except TimeoutError as exc:

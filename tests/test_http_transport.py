@@ -133,6 +133,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)  # the FIN goes out now, not later
         type(self).answered.set()
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        body = (f"{self.headers.get('Transfer-Encoding', '-')} ".encode()
+                + self.rfile.read(length))  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -165,6 +174,14 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
             time.sleep(0.05)  # the FIN has crossed loopback
             assert http.get(f"{url}/two").text == "/two -"  # not written to the dead socket
         assert transport.connections_opened == 2
+
+
+def test_bodies_are_sent_with_their_length() -> None:
+    for url in _serve(_Handler):
+        with httpx.Client(transport=StdlibTransport()) as http:
+            assert http.post(f"{url}/p", json={"a": 1}).text == '- {"a":1}'
+            streamed = http.post(f"{url}/p", content=iter([b"ab", b"cd"]))  # httpx: chunked
+            assert streamed.text == "- abcd"  # sent whole, with a Content-Length
 
 
 def test_requests_beyond_max_connections_wait_then_time_out() -> None:
