@@ -3,6 +3,12 @@
 Every case runs in its own fresh process (whole-process wall time and peak RSS), alternating
 with its baseline, ``--pairs`` times; the table shows medians, min-max and the median of the
 per-pair ratios against the baseline measured in the same run. Results also go to JSON.
+
+Then the suites that measure one thing each run, in their own processes, unless ``--only``
+leaves them out: ``warm`` (the full read in a warm process, ``benchmarks.warm``), ``emulator``
+(segment and export jobs, file serving: ``benchmarks.emulator_bench``) and ``aepp`` (the peer
+package's workflow at ``--aepp-scale``: ``benchmarks.aepp_bench``; skipped, saying so, when
+aepp is not installed). Each writes its own JSON beside ``results.json``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", type=int, default=8,
                         help="parquet parts (default 8): more parts keep row groups the same "
                              "size as the data grows, fewer make them larger")
-    parser.add_argument("--only", default="", help="comma-separated case groups")
+    parser.add_argument("--only", default="",
+                        help="comma-separated case groups and suites (warm, emulator, aepp)")
+    parser.add_argument("--aepp-scale", type=float, default=0.1,
+                        help="data scale of the aepp suite (default 0.1: aepp needs ~35x the "
+                             "local read time and ~4x its memory)")
     parser.add_argument("--json", default="benchmarks/results.json", help="where to write")
     args = parser.parse_args(argv)
+    known = {name.split(":")[0] for name in CASES} | set(SUITES)
+    unknown = set(args.only.split(",")) - known if args.only else set()
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(sorted(unknown))}; "
+                     f"choose from {', '.join(sorted(known))}")  # fmt: skip
 
     compile_aep_io()  # cases measure aep_io as installed (see benchmarks/bytecode.py)
+    if args.only and not set(args.only.split(",")) - set(SUITES):
+        return _run_suites(args)  # suites only: no case to run, results.json left as it is
     meta = dataset(args.scale, parts=args.parts)
     console.print(f"data: {meta['profiles']:,} profiles, {meta['bytes'] / 1e6:.1f} MB in "
                   f"{len(meta['parts'])} parts (batch {meta['batch_id']})")
@@ -107,6 +125,35 @@ def main(argv: list[str] | None = None) -> int:
             nginx.stop()
     Path(args.json).write_text(json.dumps(report, indent=2))
     console.print(f"wrote {args.json}")
+    return _run_suites(args)
+
+
+# The suites that measure one thing each: module, then its arguments from ours.
+SUITES: dict[str, tuple[str, Callable[[argparse.Namespace], list[str]]]] = {
+    "warm": ("benchmarks.warm",
+             lambda a: ["--scale", f"{a.scale:g}", "--rounds", str(max(3, a.pairs))]),
+    "emulator": ("benchmarks.emulator_bench",
+                 lambda a: ["--scale", f"{a.scale:g}", "--pairs", str(a.pairs)]),
+    "aepp": ("benchmarks.aepp_bench",
+             lambda a: ["--scale", f"{a.aepp_scale:g}", "--pairs", str(a.pairs)]),
+}
+
+
+def _run_suites(args: argparse.Namespace) -> int:
+    """Run the selected suites one after the other; 1 if any failed."""
+    wanted = set(args.only.split(",")) if args.only else set(SUITES)
+    failed = []
+    for suite, (module, arguments) in SUITES.items():
+        if suite not in wanted:
+            continue
+        console.rule(f"{suite}: python -m {module}")
+        done = subprocess.run([sys.executable, "-m", module, *arguments(args)],
+                              cwd=Path(__file__).parent.parent)  # fmt: skip
+        if done.returncode != 0:
+            failed.append(suite)
+    if failed:
+        console.print(f"[red]failed: {', '.join(failed)}[/]")
+        return 1
     return 0
 
 
