@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 from fsspec.spec import AbstractFileSystem
 
 from aep_io.client import AEPClient
@@ -28,6 +27,9 @@ from aep_io.reader import CorruptFileError
 from aep_io.settings import Settings
 from aep_io.sources import Source
 
+if TYPE_CHECKING:  # imported when a view is made: pyarrow.dataset imports pandas (~0.2 s)
+    import pyarrow.dataset as pads
+
 __all__ = ["register", "to_dataset", "to_duckdb"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -35,6 +37,8 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def to_dataset(source: Source) -> pads.Dataset:
     """A pyarrow dataset over the source's files (resolves the file list, reads no data)."""
+    import pyarrow.dataset as pads
+
     files = source.files()
     if not files:
         raise FileNotFoundError(f"{source.description}: no parquet files to read")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from aep_io.client import AEPClient
 from aep_io.membership import flatten_membership_arrow
+from aep_io.numpy_arrow import string_scalar, strings
 from aep_io.planning import BatchFile
 from aep_io.reader import ReadOptions, iter_record_batches, leaf_paths
 from aep_io.settings import Settings
@@ -59,17 +60,17 @@ def segment_members(
     )
     if not any(p.endswith(".status") for p in columns):
         raise KeyError("the export has no segmentMembership status leaf to read")
-    wanted = pa.array(list(statuses), pa.string())
+    wanted = strings(list(statuses))
     parts = []
     for batch in iter_record_batches(source, ReadOptions(columns=columns, **options)):
         flat = flatten_membership_arrow(batch, namespace=namespace)
-        mask = pc.and_(pc.equal(flat["segment_id"], segment_id),
+        mask = pc.and_(pc.equal(flat["segment_id"], string_scalar(segment_id)),
                        pc.is_in(flat["status"], value_set=wanted))
         parts.append(flat.filter(mask).select(
             ["identity_namespace", "identity_id", "namespace", "segment_id", "status"]))
     schema = pa.schema([(n, pa.string()) for n in
                         ("identity_namespace", "identity_id", "namespace", "segment_id", "status")])
-    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    table = pa.concat_tables(parts) if parts else pa.Table.from_batches([], schema=schema)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame

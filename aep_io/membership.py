@@ -76,6 +76,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aep_io.numpy_arrow import from_numpy, not_null, string_scalar, to_numpy
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -439,11 +441,11 @@ def _layout(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     ``offsets`` honours the slice; ``values`` is the whole child, which is what the
     (absolute) offsets index.  Never uses ``keys``/``items``/``list_parent_indices``.
     """
-    offsets = arr.offsets.to_numpy(zero_copy_only=False)
+    offsets = to_numpy(arr.offsets)
     starts = offsets[:-1]
     lengths = np.diff(offsets)
     if arr.null_count:
-        lengths = np.where(arr.is_valid().to_numpy(zero_copy_only=False), lengths, 0)
+        lengths = np.where(to_numpy(arr.is_valid()), lengths, 0)
     return starts, lengths, arr.values
 
 
@@ -469,7 +471,7 @@ class _Sel:
         if self.mask is None:
             return part
         if self._pa_mask is None:
-            self._pa_mask = pa.array(self.mask)
+            self._pa_mask = from_numpy(self.mask)
         return pc.filter(part, self._pa_mask)
 
     def select(self, values: np.ndarray) -> np.ndarray:
@@ -508,6 +510,8 @@ def _children(
 
 
 def _take(arr: pa.Array, idx: np.ndarray | pa.Array) -> pa.Array:
+    if isinstance(idx, np.ndarray):
+        idx = from_numpy(idx)
     try:
         return pc.take(arr, idx)
     except pa.ArrowInvalid:  # > 2 GiB of string data: retry with 64-bit offsets
@@ -609,10 +613,10 @@ def _pa_primary_identity(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     items = isel.gather(items)
     item_entry = np.repeat(np.arange(n_ent, dtype=np.int64), l2)
     fields = _pa_struct_fields(items)
-    score = items.is_valid().to_numpy(zero_copy_only=False).astype(np.int64)
+    score = to_numpy(items.is_valid()).astype(np.int64)
     if "primary" in fields:
-        primary = pc.fill_null(fields["primary"].cast(pa.bool_()), False)
-        score += 2 * primary.to_numpy(zero_copy_only=False).astype(np.int64)
+        primary = not_null(fields["primary"].cast(pa.bool_()))
+        score += 2 * to_numpy(primary).astype(np.int64)
     # first item with the best score per profile: min of (3 - score) * N + position
     rank = (3 - score) * n_items + np.arange(n_items, dtype=np.int64)
     counts = np.bincount(eprof[item_entry], minlength=n)
@@ -625,8 +629,8 @@ def _pa_primary_identity(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
     pick[has] = chosen
     missing = pick < 0
     pick[missing] = 0
-    ns_idx = pa.array(item_entry[pick], mask=missing)
-    id_idx = pa.array(pick, mask=missing)
+    ns_idx = from_numpy(item_entry[pick], mask=missing)
+    id_idx = from_numpy(pick, mask=missing)
     return _take(keys, ns_idx), _take(fields["id"], id_idx)
 
 
@@ -703,8 +707,8 @@ def _flatten_batch(
     s2, l2 = sel1.select(s2_all), sel1.select(l2_all)
     keep: np.ndarray | None = None
     if plan.namespace is not None and n1:
-        ok = pc.fill_null(pc.equal(pc.utf8_lower(keys1), plan.namespace.lower()), False)
-        keep = ok.to_numpy(zero_copy_only=False)
+        ok = not_null(pc.equal(pc.utf8_lower(keys1), string_scalar(plan.namespace.lower())))
+        keep = to_numpy(ok)
         keys1 = keys1.filter(ok)
 
     # level 2: segments
@@ -740,7 +744,7 @@ def _flatten_batch(
             pos = np.repeat(base, reps) + np.arange(total, dtype=np.int64)
             pos_mask = np.repeat(empty, reps)
             pos[pos_mask] = 0
-            idx = pa.array(pos, mask=pos_mask)
+            idx = from_numpy(pos, mask=pos_mask)
             cols = each(lambda c: _take(c, idx), cols)
             profile = np.repeat(np.arange(n, dtype=ity), reps)
 
