@@ -10,11 +10,10 @@ from pathlib import Path
 import typer
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
+    TimeElapsedColumn,
 )
 from rich.table import Table
 
@@ -128,9 +127,10 @@ def load(
 ) -> None:
     """Bulk-load export batches into a DuckDB database file, or a parquet dataset with Dask.
 
-    With ``--engine duckdb`` (the default), DuckDB reads each parquet part itself through
-    ``aep://`` (or the URL's filesystem), one file at a time, so nested columns never go
-    through Python objects. With ``--engine dask``, the parts are read (and flattened) on the
+    With ``--engine duckdb`` (the default), DuckDB reads the parquet parts itself through
+    ``aep://`` (or the URL's filesystem), all in one statement (in parallel; parts whose
+    schemas differ are unioned by column name), so nested columns never go through Python
+    objects. With ``--engine dask``, the parts are read (and flattened) on the
     workers of a local cluster (or ``--scheduler``) and written as ``--to``/part-NNNNN.parquet.
     """
     if engine == "dask":
@@ -180,24 +180,24 @@ def _load_duckdb(
     ).fetchall()[0][0])
     total = sum(f.size for f in files)
     started = time.perf_counter()
+    # One statement over every file: DuckDB reads them in parallel and writes the table once.
+    # A statement per file took twice as long (1M profiles: ~13 s against ~6.5 s), half of it
+    # in the checkpoint at close merging eight appends.
+    paths = ", ".join("'" + f.display.replace("'", "''") + "'" for f in files)
+    source_sql = f"read_parquet([{paths}], union_by_name = true)"
+    select = flatten_sql(source_sql, namespace=namespace, con=con) if flatten \
+        else f"SELECT * FROM {source_sql}"
     with Progress(
-        TextColumn("[bold]load[/]"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=console, transient=False,
+        SpinnerColumn(), TextColumn(f"[bold]load[/] {len(files)} files ({human_bytes(total)})"),
+        TimeElapsedColumn(), console=console, transient=True,
     ) as progress:
-        task = progress.add_task("load", total=total)
-        for f in files:
-            path = f.display.replace("'", "''")
-            source_sql = f"read_parquet('{path}')"
-            select = flatten_sql(source_sql, namespace=namespace, con=con) if flatten \
-                else f"SELECT * FROM {source_sql}"
-            if exists:
-                con.execute(f'INSERT INTO "{table}" {select}')
-            else:
-                con.execute(f'CREATE TABLE "{table}" AS {select}')
-                exists = True
-            progress.advance(task, f.size)
-    rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
-    con.close()
+        progress.add_task("load", total=None)
+        if exists:
+            con.execute(f'INSERT INTO "{table}" {select}')
+        else:
+            con.execute(f'CREATE TABLE "{table}" AS {select}')
+        rows = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+        con.close()
     console.print(
         f"{table}: {rows:,} rows in {duckdb_file} from {len(files)} files "
         f"({human_bytes(total)}) in {time.perf_counter() - started:.1f}s"
@@ -269,7 +269,7 @@ def _plural(n: int, word: str) -> str:
 
 def _dask_progress(dask_client: object, future: object, label: str) -> None:
     """A rich progress bar over the scheduler's task counts (returns when done or failed)."""
-    from rich.progress import MofNCompleteColumn, TimeElapsedColumn
+    from rich.progress import MofNCompleteColumn
 
     try:
         from distributed.diagnostics.progressbar import TextProgressBar
