@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # imported where a predicate is translated (~30 ms: most reads have none)
+    import pyarrow.compute as pc
 
 __all__ = ["to_arrow_filter"]
 
@@ -65,6 +67,8 @@ def _plain(t: pa.DataType) -> pa.DataType:
 
 
 def _field(node: Any) -> pc.Expression:
+    import pyarrow.compute as pc
+
     if "Column" in node:
         return pc.field(node["Column"])
     fn = node.get("Function")
@@ -108,6 +112,8 @@ def _operand(node: Any) -> Any:
 
 
 def _translate(node: Any) -> pc.Expression:
+    import pyarrow.compute as pc
+
     if "BinaryExpr" in node:
         b = node["BinaryExpr"]
         op = b["op"]
