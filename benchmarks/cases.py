@@ -35,7 +35,7 @@ def _client(ctx: dict[str, Any]) -> Any:
     return AEPClient(Settings.from_env(ctx["env"]))
 
 
-def _nginx_files(ctx: dict[str, Any], client: Any) -> list[Any]:
+def nginx_files(ctx: dict[str, Any], client: Any) -> list[Any]:
     """The batch's planned files, with download URLs pointing at nginx serving the same bytes."""
     from dataclasses import replace
 
@@ -47,7 +47,7 @@ def _nginx_files(ctx: dict[str, Any], client: Any) -> list[Any]:
             for f in files]
 
 
-def _nginx_client(ctx: dict[str, Any]) -> Any:
+def nginx_client(ctx: dict[str, Any]) -> Any:
     from aep_io import AEPClient, Settings
 
     return AEPClient(Settings(client_id="bench", org_id="bench", access_token="none",
@@ -73,8 +73,8 @@ def _full_emulator(ctx: dict[str, Any]) -> dict[str, Any]:
 def _full_nginx(ctx: dict[str, Any]) -> dict[str, Any]:
     from aep_io import AEPFileSystem, read_arrow
 
-    files = _nginx_files(ctx, _client(ctx))
-    fs = AEPFileSystem(_nginx_client(ctx), files=files)
+    files = nginx_files(ctx, _client(ctx))
+    fs = AEPFileSystem(nginx_client(ctx), files=files)
     return {"rows": read_arrow(files, filesystem=fs, client=fs.client).num_rows}
 
 

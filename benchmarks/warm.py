@@ -31,7 +31,7 @@ def _readers(meta: dict[str, Any], emulator: EmulatorProcess,
     import pyarrow.parquet as pq
 
     from aep_io import AEPClient, AEPFileSystem, Settings, plan_files, read_arrow
-    from benchmarks.cases import _nginx_client, _nginx_files
+    from benchmarks.cases import nginx_client, nginx_files
 
     client = AEPClient(Settings.from_env(emulator.env()))
     files = plan_files(meta["batch_id"], client=client)
@@ -41,9 +41,9 @@ def _readers(meta: dict[str, Any], emulator: EmulatorProcess,
     }
     if nginx is not None:
         ctx = {"parts": meta["parts"], "nginx": nginx.url, "batch_id": meta["batch_id"]}
-        nginx_files = _nginx_files(ctx, client)
-        fs = AEPFileSystem(_nginx_client(ctx), files=nginx_files)
-        readers["aep_io_nginx"] = lambda: read_arrow(nginx_files, filesystem=fs,
+        from_nginx = nginx_files(ctx, client)
+        fs = AEPFileSystem(nginx_client(ctx), files=from_nginx)
+        readers["aep_io_nginx"] = lambda: read_arrow(from_nginx, filesystem=fs,
                                                      client=fs.client).num_rows  # fmt: skip
     return readers
 
