@@ -110,7 +110,9 @@ def _narrow_local(ctx: dict[str, Any]) -> dict[str, Any]:
 def _narrow_emulator(ctx: dict[str, Any]) -> dict[str, Any]:
     from aep_io import read_arrow
 
-    return {"rows": read_arrow(ctx["batch_id"], columns=NARROW, client=_client(ctx)).num_rows}
+    tuned = {"io_threads": ctx["io_threads"]} if "io_threads" in ctx else {}  # concurrency.py
+    table = read_arrow(ctx["batch_id"], columns=NARROW, client=_client(ctx), **tuned)
+    return {"rows": table.num_rows}
 
 
 # -- segment X members --
@@ -143,6 +145,21 @@ def _flatten_local(ctx: dict[str, Any]) -> dict[str, Any]:
 
     lf = pl.scan_parquet(ctx["parts"]).select("identityMap", "segmentMembership")
     return {"rows": flatten_membership(lf).select(pl.len()).collect().item()}
+
+
+@case("flatten:local_pyarrow_same_flatten")
+def _flatten_local_pyarrow(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The same flatten over local files read by pyarrow: what is left without HTTP."""
+    import pyarrow.parquet as pq
+
+    from aep_io.membership import flatten_membership_arrow
+
+    rows = 0
+    for path in ctx["parts"]:
+        for batch in pq.ParquetFile(path).iter_batches(
+                columns=["identityMap", "segmentMembership"]):
+            rows += flatten_membership_arrow(batch).num_rows
+    return {"rows": rows}
 
 
 @case("flatten:aep_io_emulator")

@@ -4,17 +4,21 @@
                                      number of parts lives in ``scale-<s>-parts-<n>/``)
 ``.bench-cache/scale-<s>/emulator/`` an emulator data directory holding them as one batch
 ``.bench-cache/scale-<s>/meta.json`` batch id, sizes, profile count
+
+``AEP_IO_BENCH_CACHE`` moves the cache elsewhere (the harness's smoke test uses a temporary one).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent / ".bench-cache"
+ROOT = Path(os.environ.get("AEP_IO_BENCH_CACHE")
+            or Path(__file__).resolve().parent.parent / ".bench-cache")
 BASE_PROFILES = 1_000_000
 
 

@@ -6,9 +6,10 @@ per-pair ratios against the baseline measured in the same run. Results also go t
 
 Then the suites that measure one thing each run, in their own processes, unless ``--only``
 leaves them out: ``warm`` (the full read in a warm process, ``benchmarks.warm``), ``emulator``
-(segment and export jobs, file serving: ``benchmarks.emulator_bench``) and ``aepp`` (the peer
+(segment and export jobs, file serving: ``benchmarks.emulator_bench``), ``concurrency`` (narrow
+reads against ``io_threads`` and link latency: ``benchmarks.concurrency``) and ``aepp`` (the peer
 package's workflow at ``--aepp-scale``: ``benchmarks.aepp_bench``; skipped, saying so, when
-aepp is not installed). Each writes its own JSON beside ``results.json``.
+aepp is not installed). Each writes ``<suite>_results.json`` beside ``--json``.
 """
 
 from __future__ import annotations
@@ -134,6 +135,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.Namespace], list[str]]]] = {
              lambda a: ["--scale", f"{a.scale:g}", "--rounds", str(max(3, a.pairs))]),
     "emulator": ("benchmarks.emulator_bench",
                  lambda a: ["--scale", f"{a.scale:g}", "--pairs", str(a.pairs)]),
+    "concurrency": ("benchmarks.concurrency",
+                    lambda a: ["--scale", f"{a.scale:g}", "--rounds", str(a.pairs)]),
     "aepp": ("benchmarks.aepp_bench",
              lambda a: ["--scale", f"{a.aepp_scale:g}", "--pairs", str(a.pairs)]),
 }
@@ -147,7 +150,8 @@ def _run_suites(args: argparse.Namespace) -> int:
         if suite not in wanted:
             continue
         console.rule(f"{suite}: python -m {module}")
-        done = subprocess.run([sys.executable, "-m", module, *arguments(args)],
+        out = Path(args.json).resolve().with_name(f"{suite}_results.json")  # beside ours
+        done = subprocess.run([sys.executable, "-m", module, *arguments(args), "--json", str(out)],
                               cwd=Path(__file__).parent.parent)  # fmt: skip
         if done.returncode != 0:
             failed.append(suite)
