@@ -62,6 +62,10 @@ _COALESCE_GAP = 32 * 1024
 # units decoded ahead of the one the consumer handles (each holds a decoded unit in memory)
 DECODE_AHEAD = 3
 _PAGE = mmap.PAGESIZE
+# The pool of the sparse file buffers. Not Arrow's default (mimalloc in pyarrow >= 26), whose
+# segments may sit on transparent huge pages: then writing one 64 KiB column chunk commits and
+# zeroes a whole 2 MiB page, and a narrow read commits the file instead of its chunks.
+_BUFFER_POOL = pa.system_memory_pool()
 
 
 class CorruptFileError(AEPError):
@@ -154,6 +158,15 @@ def _libc() -> Any:
         return None
 
 
+def _small_pages(address: int, length: int) -> None:
+    """Keep a sparse buffer on 4 KiB pages (``madvise(MADV_NOHUGEPAGE)``); a no-op off Linux."""
+    libc = _libc()
+    lo = -(-address // _PAGE) * _PAGE
+    hi = ((address + length) // _PAGE) * _PAGE
+    if libc is not None and hi > lo:
+        libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), 15)  # MADV_NOHUGEPAGE
+
+
 def _dont_need(address: int, length: int) -> None:
     """Give pages back to the OS (``madvise(MADV_DONTNEED)``); a no-op off Linux."""
     libc = _libc()
@@ -178,7 +191,8 @@ class _OpenFile:
         # A file-sized buffer owned by Arrow (its pages are only committed where bytes are
         # written). Not an mmap wrapped with py_buffer: that ties a C++ buffer to a Python
         # object, and freeing it during interpreter teardown aborted the process.
-        self._buffer = pa.allocate_buffer(self.size)
+        self._buffer = pa.allocate_buffer(self.size, memory_pool=_BUFFER_POOL)
+        _small_pages(self._buffer.address, self.size)
         self.view = memoryview(self._buffer).cast("B")
         tail = min(self.size, footer_guess)
         _read_into(f, self.size - tail, self.view[self.size - tail :], slots)
