@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -214,10 +213,18 @@ def _vma_flags(address: int) -> list[str]:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and smaps are Linux")
-def test_sparse_file_buffer_stays_off_huge_pages(source: Source) -> None:
+@pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage").exists(),
+                    reason="needs Linux with transparent huge pages (madvise, smaps)")
+def test_file_buffer_pages_follow_how_much_is_fetched(source: Source) -> None:
     # On a 2 MiB huge page, fetching one small column chunk would commit (and zero) the whole
     # page: a narrow read of a 1M-profile export peaked at 0.40 GB of RSS instead of 0.18 GB.
-    opened = _OpenFile(source.files()[0])
-    assert opened._buffer.size == opened.size > 2 * 4096
-    assert "nh" in _vma_flags(opened._buffer.address + 4096)  # MADV_NOHUGEPAGE
+    sparse = _OpenFile(source.files()[0])
+    assert sparse._buffer.size == sparse.size and sparse.filled_from > 2 * 4096
+    assert "nh" in _vma_flags(sparse._buffer.address + 4096)  # MADV_NOHUGEPAGE
+    sparse.choose_pages(sparse.size // 10)
+    assert "nh" in _vma_flags(sparse._buffer.address + 4096)
+    # most of the file: huge pages, 512x fewer page faults
+    dense = _OpenFile(source.files()[1])
+    dense.choose_pages(dense.size * 9 // 10)
+    flags = _vma_flags(dense._buffer.address + 4096)
+    assert "hg" in flags and "nh" not in flags  # MADV_HUGEPAGE
