@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from aep_io.client import AEPClient
 from aep_io.membership import flatten_membership_arrow
-from aep_io.numpy_arrow import string_scalar, strings
+from aep_io.numpy_arrow import strings
 from aep_io.planning import BatchFile
 from aep_io.reader import ReadOptions, iter_record_batches, leaf_paths
 from aep_io.settings import Settings
@@ -63,10 +63,8 @@ def segment_members(
     wanted = strings(list(statuses))
     parts = []
     for batch in iter_record_batches(source, ReadOptions(columns=columns, **options)):
-        flat = flatten_membership_arrow(batch, namespace=namespace)
-        mask = pc.and_(pc.equal(flat["segment_id"], string_scalar(segment_id)),
-                       pc.is_in(flat["status"], value_set=wanted))
-        parts.append(flat.filter(mask).select(
+        flat = flatten_membership_arrow(batch, namespace=namespace, segments=[segment_id])
+        parts.append(flat.filter(pc.is_in(flat["status"], value_set=wanted)).select(
             ["identity_namespace", "identity_id", "namespace", "segment_id", "status"]))
     schema = pa.schema([(n, pa.string()) for n in
                         ("identity_namespace", "identity_id", "namespace", "segment_id", "status")])

@@ -486,6 +486,60 @@ def test_arrow_sliced_and_chunked(keep_empty: bool) -> None:
     )
 
 
+@pytest.mark.parametrize("segments", [["s1"], ["s2", "a1"], ["nope"], []],
+                         ids=["one", "two", "none-match", "empty"])
+@pytest.mark.parametrize("namespace", [None, "ups"])
+def test_arrow_segments_pushdown_equals_filtering_after(
+    segments: list[str], namespace: str | None
+) -> None:
+    table = hand_table()
+    variants = {
+        "whole": table,
+        "chunked": pa.concat_tables([table.slice(0, 2), table.slice(2, 1), table.slice(3, 3)]),
+        "slice-of-slice": table.slice(1, 5).slice(3, 2),
+    }
+    for variant in variants.values():
+        ref = flatten_membership(pl.from_arrow(variant), namespace=namespace).filter(
+            pl.col("segment_id").is_in(segments))  # flatten everything, then filter
+        got = flatten_membership_arrow(variant, namespace=namespace, segments=segments)
+        assert_frame_equal(norm(got, sort=False), norm(ref, sort=False))
+
+
+def test_arrow_segments_with_keep_empty() -> None:
+    got = flatten_membership_arrow(hand_table(), segments=["s1"], keep_empty=True)
+    # p0 and p1 hold s1 (p1 under "UPS"); p2..p5 are left without rows
+    assert_frame_equal(
+        norm(got, sort=False),
+        expected([R0[0], *R1, *R2_EMPTY, *R3_EMPTY, R4_EMPTY[0], row("ECID", "e5b")]),
+    )
+
+
+def test_arrow_segments_on_null_slots_with_child_data() -> None:
+    """Index-based selection (null slots covering child entries) composes with the filter."""
+    mem_t = pa.struct([("status", pa.string())])
+    inner = pa.array(
+        [[("s1", {"status": "realized"}), ("s3", {"status": "a"})],
+         [("s3", {"status": "exited"})],
+         [("s3", {"status": "existing"}), ("s1", {"status": "b"})]],
+        pa.map_(pa.string(), mem_t),
+    )  # fmt: skip
+    outer = pa.MapArray.from_arrays(pa.array([0, 1, 2, 3], pa.int32()), pa.array(["ups"] * 3),
+                                    inner, mask=pa.array([False, True, False]))  # fmt: skip
+    table = pa.table({"id": ["a", "b", "c"], "segmentMembership": outer})
+    got = flatten_membership_arrow(table, identity=["id"], segments=["s3"])
+    assert got.select(["id", "segment_id", "status"]).to_pylist() == [
+        {"id": "a", "segment_id": "s3", "status": "a"},
+        {"id": "c", "segment_id": "s3", "status": "existing"},
+    ]
+
+
+def test_arrow_segments_must_be_a_list_of_ids() -> None:
+    with pytest.raises(TypeError, match="list of segment ids, got the string 's1'"):
+        flatten_membership_arrow(hand_table(), segments="s1")
+    with pytest.raises(TypeError, match="segment id strings, got 7"):
+        flatten_membership_arrow(hand_table(), segments=["s1", 7])  # type: ignore[list-item]
+
+
 def test_arrow_null_slots_with_child_data() -> None:
     """Arrow allows a null list slot to cover child entries: they must be skipped."""
     mem_t = pa.struct([("status", pa.string())])
@@ -713,3 +767,21 @@ def test_synthetic_three_forms_agree(
     via_duck = duck(flatten_sql(f"read_parquet('{path}')", **options))
     assert via_polars.height > 100_000
     assert_same(via_polars, via_arrow, via_duck)
+
+
+def test_arrow_string_view_keys_with_gathers() -> None:
+    """string_view keys (e.g. from a reader asked for views) survive index gathers, which
+    pyarrow 26 cannot ``take`` directly."""
+    mem_t = pa.struct([("status", pa.string())])
+    inner = pa.array([[("s1", {"status": "realized"}), ("s3", {"status": "a"})], [],
+                      [("s3", {"status": "b"})]],
+                     pa.map_(pa.string_view(), mem_t))  # fmt: skip
+    outer = pa.MapArray.from_arrays(pa.array([0, 1, 2, 3], pa.int32()),
+                                    pa.array(["ups", "aam", "UPS"]).cast(pa.string_view()),
+                                    inner, mask=pa.array([False, True, False]))  # fmt: skip
+    table = pa.table({"id": ["a", "b", "c"], "segmentMembership": outer})
+    got = flatten_membership_arrow(table, identity=["id"], segments=["s3"], namespace="ups")
+    assert got.select(["id", "namespace", "segment_id", "status"]).to_pylist() == [
+        {"id": "a", "namespace": "ups", "segment_id": "s3", "status": "a"},
+        {"id": "c", "namespace": "UPS", "segment_id": "s3", "status": "b"},
+    ]
