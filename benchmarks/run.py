@@ -7,7 +7,8 @@ per-pair ratios against the baseline measured in the same run. Results also go t
 Then the suites that measure one thing each run, in their own processes, unless ``--only``
 leaves them out: ``warm`` (the full read in a warm process, ``benchmarks.warm``), ``emulator``
 (segment and export jobs, file serving: ``benchmarks.emulator_bench``), ``concurrency`` (narrow
-reads against ``io_threads`` and link latency: ``benchmarks.concurrency``) and ``aepp`` (the peer
+reads against ``io_threads`` and link latency: ``benchmarks.concurrency``), ``decode_floor``
+(decode and flatten with no transfer: the bound on the flatten rate) and ``aepp`` (the peer
 package's workflow at ``--aepp-scale``: ``benchmarks.aepp_bench``; skipped, saying so, when
 aepp is not installed). Each writes ``<suite>_results.json`` beside ``--json``.
 """
@@ -137,6 +138,8 @@ SUITES: dict[str, tuple[str, Callable[[argparse.Namespace], list[str]]]] = {
                  lambda a: ["--scale", f"{a.scale:g}", "--pairs", str(a.pairs)]),
     "concurrency": ("benchmarks.concurrency",
                     lambda a: ["--scale", f"{a.scale:g}", "--rounds", str(a.pairs)]),
+    "decode_floor": ("benchmarks.decode_floor",
+                     lambda a: ["--scale", f"{a.scale:g}", "--rounds", str(max(3, a.pairs))]),
     "aepp": ("benchmarks.aepp_bench",
              lambda a: ["--scale", f"{a.aepp_scale:g}", "--pairs", str(a.pairs)]),
 }

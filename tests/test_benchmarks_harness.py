@@ -57,3 +57,18 @@ def test_concurrency_suite_compares_thread_counts_under_latency(tmp_path: Path) 
     # 10 ms on each of >= 48 requests, 2 at a time: at least a quarter second over loopback
     assert slow["io_threads=2"][0] > 0.24
     assert "latency 10 ms per file request" in done.stdout
+
+
+@pytest.mark.slow
+def test_decode_floor_reports_a_bound(tmp_path: Path) -> None:
+    out = tmp_path / "decode_floor_results.json"
+    done = _run("benchmarks.decode_floor", "--scale", "0.005", "--rounds", "1", "--json",
+                str(out), cache=tmp_path / "cache")  # fmt: skip
+    report = json.loads(out.read_text())
+    # the same rows the end-to-end flatten case counts for this data
+    assert report["rows"] > report["meta"]["profiles"]
+    for step in ("decode_pyarrow", "decode_polars", "flatten_arrow"):
+        assert report[step]["cpu_s"] > 0
+    bound = report["bound_rows_per_s"]
+    assert bound["warm"] > bound["fresh"] > 0
+    assert "bound, fresh process" in done.stdout
