@@ -67,6 +67,7 @@ _PAGE = mmap.PAGESIZE
 # (mimalloc in pyarrow >= 26) may hand out segments on transparent huge pages, where writing
 # one 64 KiB column chunk commits and zeroes a whole 2 MiB page.
 _BUFFER_POOL = pa.system_memory_pool()
+_MADV_DONTNEED = 4  # give the pages back to the OS
 _MADV_HUGEPAGE = 14
 _MADV_NOHUGEPAGE = 15
 
@@ -169,13 +170,6 @@ def _advise_pages(address: int, length: int, advice: int) -> None:
     hi = ((address + length) // _PAGE) * _PAGE
     if libc is not None and hi > lo:
         libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), advice)
-
-
-def _dont_need(address: int, length: int) -> None:
-    """Give pages back to the OS (``madvise(MADV_DONTNEED)``); a no-op off Linux."""
-    libc = _libc()
-    if libc is not None:
-        libc.madvise(ctypes.c_void_p(address), ctypes.c_size_t(length), 4)  # MADV_DONTNEED
 
 
 class _OpenFile:
@@ -300,12 +294,8 @@ class _OpenFile:
 
     def release(self, ranges: list[tuple[int, int]]) -> None:
         """Give the pages of decoded ranges back to the OS."""
-        base = self._buffer.address
         for start, end in ranges:
-            lo = -(-(base + start) // _PAGE) * _PAGE
-            hi = ((base + end) // _PAGE) * _PAGE
-            if hi > lo:
-                _dont_need(lo, hi - lo)
+            _advise_pages(self._buffer.address + start, end - start, _MADV_DONTNEED)
 
     def decode(self, row_groups: list[int], columns: list[str] | None) -> pa.Table:
         """Decode row groups (their ranges must have been fetched). Each call has its own

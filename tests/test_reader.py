@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -228,3 +229,26 @@ def test_file_buffer_pages_follow_how_much_is_fetched(source: Source) -> None:
     dense.choose_pages(dense.size * 9 // 10)
     flags = _vma_flags(dense._buffer.address + 4096)
     assert "hg" in flags and "nh" not in flags  # MADV_HUGEPAGE
+
+
+def _resident_pages(address: int, length: int) -> int:
+    """How many of the pages under [address, address + length) are in memory (pagemap)."""
+    page = 4096
+    first, last = address // page, (address + length - 1) // page
+    with open("/proc/self/pagemap", "rb") as pagemap:
+        pagemap.seek(first * 8)
+        entries = pagemap.read((last - first + 1) * 8)
+    return sum(entries[i + 7] >> 7 for i in range(0, len(entries), 8))  # bit 63: present
+
+
+@pytest.mark.skipif(not Path("/proc/self/pagemap").exists(), reason="needs Linux pagemap")
+def test_decoded_ranges_go_back_to_the_os(source: Source) -> None:
+    opened = _OpenFile(source.files()[0])
+    start, end = 16 * 4096, 48 * 4096  # well before the footer tail fetched on open
+    assert end < opened.filled_from
+    with ThreadPoolExecutor(2) as pool:
+        opened.fetch([(start, end)], pool)
+    address = opened._buffer.address + start
+    assert _resident_pages(address, end - start) >= 31  # written: in memory
+    opened.release([(start, end)])
+    assert _resident_pages(address + 4096, end - start - 2 * 4096) == 0  # whole pages dropped
