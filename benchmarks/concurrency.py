@@ -29,14 +29,18 @@ from benchmarks.servers import EmulatorProcess
 ROOT = Path(__file__).parent.parent
 
 
-def _wall(name: str, ctx: dict[str, Any]) -> float:
-    """Whole-process seconds of one case in a fresh process."""
+def _wall(name: str, ctx: dict[str, Any], rows: int) -> float:
+    """Whole-process seconds of one case in a fresh process (which must return ``rows``)."""
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.cases", name, json.dumps(ctx)],
                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name} failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    result = next((json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
+                   if line.startswith("RESULT ")), None)  # fmt: skip
+    if proc.returncode != 0 or result is None or result["rows"] != rows:
+        raise RuntimeError(f"{name} failed or returned {result} (expected {rows:,} rows):\n"
+                           f"{proc.stderr[-3000:]}")
+    return wall
 
 
 def _numbers(text: str, kind: type[float] | type[int]) -> list[Any]:
@@ -55,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     threads, latencies = _numbers(args.threads, int), _numbers(args.latency, float)
     compile_aep_io()
     meta = dataset(args.scale)
+    rows = meta["profiles"]
     report: dict[str, Any] = {"meta": meta, "rounds": args.rounds, "latency": {}}
     for latency in latencies:
         fault = ["--fault", f"kind=latency,delay={latency:g},route=file,times=none,rate=1"]
@@ -68,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                 order = variants[i % len(variants):] + variants[: i % len(variants)]
                 for variant in order:
                     if variant == "local":
-                        seconds[variant].append(_wall("narrow:local_pyarrow", base_ctx))
+                        seconds[variant].append(_wall("narrow:local_pyarrow", base_ctx, rows))
                     else:
                         ctx = {**base_ctx, "io_threads": int(variant.split("=")[1])}
-                        seconds[variant].append(_wall("narrow:aep_io_emulator", ctx))
+                        seconds[variant].append(_wall("narrow:aep_io_emulator", ctx, rows))
         finally:
             emulator.stop()
         local = statistics.median(seconds["local"])
