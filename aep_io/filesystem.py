@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -261,15 +262,62 @@ class _Fill:
             self.got += len(chunk)
 
 
+class _Tails:
+    """The last bytes of files, kept once read (LRU, bounded).
+
+    Engines that open a file per query read its footer every time (DuckDB: twice per file and
+    query, once to bind and once to scan), and export files never change: a read that reaches
+    the footer's length field (the last 8 bytes) and starts in the file's last ``max_tail``
+    bytes fetches to the end of the file and keeps it.
+    """
+
+    def __init__(self, max_tail: int = 1 << 20, max_total: int = 64 << 20) -> None:
+        self.max_tail, self.max_total = max_tail, max_total
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._total = 0
+
+    def get(self, path: str, start: int, end: int) -> bytes | None:
+        with self._lock:
+            kept = self._kept.get(path)
+            if kept is None or start < kept[0] or end > kept[0] + len(kept[1]):
+                return None
+            self._kept.move_to_end(path)
+            return kept[1][start - kept[0] : end - kept[0]]
+
+    def put(self, path: str, start: int, data: bytes) -> None:
+        if len(data) > self.max_tail:
+            return
+        with self._lock:
+            old = self._kept.pop(path, None)
+            if old is not None:
+                self._total -= len(old[1])
+            self._kept[path] = (start, data)
+            self._total += len(data)
+            while self._total > self.max_total:
+                _, (_, dropped) = self._kept.popitem(last=False)
+                self._total -= len(dropped)
+
+
 class AEPFile(AbstractBufferedFile):
-    """A read-only file of an export batch; every read not in cache is one ranged GET."""
+    """A read-only file of an export batch; every read not in cache is one ranged GET (reads
+    of the file's last MiB, its footer, are kept by the filesystem: see :class:`_Tails`)."""
 
     def __init__(self, fs: AEPFileSystem, path: str, file: BatchFile, **kwargs: Any) -> None:
         self.batch_file = file
         super().__init__(fs, path, mode="rb", size=file.size, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
-        return fetch_range(self.fs.client, self.batch_file, start, end, relist=self.fs.relist)
+        tails: _Tails = self.fs.tails
+        kept = tails.get(self.path, start, end)
+        if kept is not None:
+            return kept
+        fs = self.fs
+        if end < self.size - 8 or start < self.size - tails.max_tail:  # not a footer read
+            return fetch_range(fs.client, self.batch_file, start, end, relist=fs.relist)
+        data = fetch_range(fs.client, self.batch_file, start, self.size, relist=fs.relist)
+        tails.put(self.path, start, data)
+        return data[: end - start]
 
 
 class AEPFileSystem(AbstractFileSystem):
@@ -312,6 +360,7 @@ class AEPFileSystem(AbstractFileSystem):
         self._listings: dict[str, list[BatchFile]] = {}
         self._by_path: dict[str, BatchFile] = {}
         self._pool: ThreadPoolExecutor | None = None
+        self.tails = _Tails()  # footers read through open(), kept for the next open
         self.add_files(files)
 
     def __repr__(self) -> str:

@@ -248,3 +248,46 @@ def test_a_listed_file_that_keeps_answering_404_gives_up(fs: AEPFileSystem, expo
     assert "still listed" in str(info.value) and f"{MAX_RELISTS + 1} times" in str(info.value)
     assert emulator.counters.requests("batch_files") == MAX_RELISTS
     assert emulator.counters.requests("file") == MAX_RELISTS + 1
+
+
+def test_footers_read_through_open_are_kept(fs: AEPFileSystem, export: ExportBatch,
+                                           emulator: Emulator) -> None:
+    path = sorted(fs.glob(f"{export.batch_id}/*/*.parquet"))[0]
+    size = fs.size(path)
+    index = [name for _, name, _ in export.files].index(path.rsplit("/", 1)[1])
+    local = _local(emulator, export, index)
+    footer_len = int.from_bytes(local[-8:-4], "little")
+    emulator.counters.reset()
+    with fs.open(path) as f:  # DuckDB's pattern: a 16 KiB tail, then the footer itself
+        f.seek(size - 16_384)
+        assert f.read() == local[-16_384:]
+        f.seek(size - 8 - footer_len)
+        assert f.read(footer_len) == local[-8 - footer_len : -8]
+    assert emulator.counters.requests("file") == 2
+    for _ in range(3):  # every later open (a query) finds them kept: no request
+        with fs.open(path) as f:
+            f.seek(size - 8 - footer_len)
+            assert f.read(footer_len + 8) == local[-8 - footer_len :]
+    assert emulator.counters.requests("file") == 2
+    # a column chunk near the end is not a footer read: exactly its bytes, not kept
+    emulator.counters.reset()
+    start = size - 8 - footer_len - 1000
+    with fs.open(path) as f:
+        f.seek(start)
+        assert f.read(500) == local[start : start + 500]
+    assert emulator.counters.bytes_sent("file") == 500
+
+
+def test_kept_footers_are_bounded() -> None:
+    from aep_io.filesystem import _Tails
+
+    tails = _Tails(max_tail=100, max_total=250)
+    tails.put("a", 900, b"a" * 100)
+    tails.put("b", 900, b"b" * 100)
+    tails.put("big", 0, b"x" * 101)  # longer than a tail: not kept
+    assert tails.get("big", 0, 10) is None
+    assert tails.get("a", 950, 960) == b"a" * 10  # a is now the most recent
+    tails.put("c", 900, b"c" * 100)  # over 250 bytes: b, the least recent, goes
+    assert tails.get("b", 900, 1000) is None
+    assert tails.get("a", 900, 1000) == b"a" * 100 and tails.get("c", 900, 901) == b"c"
+    assert tails.get("a", 899, 1000) is None and tails.get("a", 900, 1001) is None  # not kept
