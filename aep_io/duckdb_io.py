@@ -1,9 +1,10 @@
 """DuckDB over export batches: lazy views with pushdown, and ``aep://`` in plain SQL.
 
-:func:`to_duckdb` registers a view backed by a pyarrow dataset over the files: DuckDB pushes
-projection and filters into it, so a query reads only the column chunks (and row groups) it
-needs. :func:`register` installs the ``aep://`` filesystem so that SQL can name batches
-directly: ``SELECT ... FROM read_parquet('aep://<batch>/*/*.parquet')``.
+:func:`to_duckdb` defines a view over the files. Over export batches it is DuckDB's own parquet
+reader on ``aep://`` paths, so a query reads only the leaf column chunks (and row groups) it
+needs and DuckDB decodes the maps itself; over other locations it is a pyarrow dataset, into
+which DuckDB pushes projection and filters. :func:`register` installs the ``aep://`` filesystem
+so that SQL can name batches directly: ``SELECT ... FROM read_parquet('aep://<batch>/*/*.parquet')``.
 
 Example:
     >>> # con = to_duckdb(["01JBATCH..."], name="audience")
@@ -13,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,12 @@ import pyarrow as pa
 from fsspec.spec import AbstractFileSystem
 
 from aep_io.client import AEPClient
+from aep_io.errors import AEPError
 from aep_io.filesystem import AEPFileSystem
 from aep_io.planning import BatchFile
 from aep_io.reader import CorruptFileError
 from aep_io.settings import Settings
-from aep_io.sources import Source
+from aep_io.sources import ScanFile, Source
 
 if TYPE_CHECKING:  # imported when a view is made: pyarrow.dataset imports pandas (~0.2 s)
     import pyarrow.dataset as pads
@@ -33,6 +36,56 @@ if TYPE_CHECKING:  # imported when a view is made: pyarrow.dataset imports panda
 __all__ = ["register", "to_dataset", "to_duckdb"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The aep filesystem aep_io registered in each connection (DuckDB cannot say which one it holds).
+_REGISTERED: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, AEPFileSystem] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _aep_filesystem_of(con: duckdb.DuckDBPyConnection) -> AEPFileSystem | None:
+    """The aep filesystem aep_io registered in ``con``, if it is still the registered one."""
+    fs = _REGISTERED.get(con)
+    return fs if fs is not None and con.filesystem_is_registered(fs.protocol) else None
+
+
+def _native_view(con: duckdb.DuckDBPyConnection, name: str, files: list[ScanFile]) -> bool:
+    """Define ``name`` as DuckDB's ``read_parquet`` over the files when they are all on one
+    aep filesystem that ``con`` holds or can hold; False when not (other locations, or an aep
+    filesystem of another client already registered)."""
+    fs = files[0].fs
+    if not isinstance(fs, AEPFileSystem) or any(f.fs is not fs for f in files):
+        return False
+    if _aep_filesystem_of(con) is not fs:
+        if con.filesystem_is_registered(fs.protocol):
+            return False
+        con.register_filesystem(fs)
+        _REGISTERED[con] = fs
+    paths = ", ".join("'" + f.display.replace("'", "''") + "'" for f in files)
+    try:
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
+                    f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+    except duckdb.Error as exc:  # binding reads every footer
+        _raise_unreadable(files)
+        raise exc from None  # every footer reads fine: DuckDB's own complaint, as it is
+    return True
+
+
+def _raise_unreadable(files: list[ScanFile]) -> None:
+    """Raise what is wrong with the first file whose footer cannot be read (DuckDB's errors
+    name neither the file nor aep_io's error): CorruptFileError for bytes that are not parquet,
+    aep_io's own error for a failed request. The footers are usually kept by then."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        try:
+            with f.fs.open(f.path) as handle:
+                pq.read_metadata(handle)
+        except AEPError:  # a failed request (many are OSErrors too): as it is
+            raise
+        except (pa.ArrowException, OSError) as exc:
+            first = str(exc).splitlines()[0]
+            raise CorruptFileError(f"{f.display}: not a readable parquet file ({first})") from None
 
 
 def to_dataset(source: Source) -> pads.Dataset:
@@ -67,10 +120,15 @@ def to_duckdb(
     filesystem: AbstractFileSystem | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Register a view ``name`` over the batches (or URLs) in ``con``; returns the connection.
+    """Define a view ``name`` over the batches (or URLs) in ``con``; returns the connection.
 
-    The file list is resolved now; no data is read until a query runs, and then only what the
-    query needs (projection and filter pushdown into the pyarrow dataset).
+    The file list is resolved now and the footers are read; no data is read until a query
+    runs, and then only what the query needs. Over export batches (``aep://``) the view is
+    DuckDB's own ``read_parquet`` (a temporary view: it is not saved in a database file), which
+    reads single leaves of nested columns and decodes maps natively; the connection then holds
+    the batches' ``aep`` filesystem (:func:`register`). Other locations, or a connection that
+    already holds an ``aep`` filesystem of another client, get a view over a pyarrow dataset
+    (projection and filter pushdown by top-level column).
 
     Example:
         >>> # con = to_duckdb("01JBATCH...", name="audience")
@@ -81,9 +139,17 @@ def to_duckdb(
     if not _NAME.match(name):
         raise ValueError(f"view name {name!r} must be a plain SQL identifier")
     con = con if con is not None else duckdb.connect()
+    held = _aep_filesystem_of(con)
+    if filesystem is None and held is not None and settings is None and (
+            client is None or client is held.client):
+        filesystem = held  # the batches' listings land in the filesystem DuckDB already holds
     source = Source.of(batches, client=client, settings=settings, filesystem=filesystem,
                        storage_options=storage_options)
-    con.register(name, to_dataset(source))
+    files = source.files()
+    if not files:
+        raise FileNotFoundError(f"{source.description}: no parquet files to read")
+    if not _native_view(con, name, files):
+        con.register(name, to_dataset(source))
     return con
 
 
@@ -100,4 +166,5 @@ def register(
     """
     fs = filesystem or AEPFileSystem(client if client is not None else AEPClient(settings))
     con.register_filesystem(fs)
+    _REGISTERED[con] = fs  # to_duckdb views of the same client reuse it
     return fs
