@@ -61,14 +61,20 @@ def _native_view(con: duckdb.DuckDBPyConnection, name: str, files: list[ScanFile
             return False
         con.register_filesystem(fs)
         _REGISTERED[con] = fs
-    paths = ", ".join("'" + f.display.replace("'", "''") + "'" for f in files)
     try:
-        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS '
-                    f"SELECT * FROM read_parquet([{paths}], union_by_name = true)")
+        source = read_parquet_sql(files)
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM {source}')
     except duckdb.Error as exc:  # binding reads every footer
         _raise_unreadable(files)
         raise exc from None  # every footer reads fine: DuckDB's own complaint, as it is
     return True
+
+
+def read_parquet_sql(files: list[ScanFile]) -> str:
+    """DuckDB's ``read_parquet`` over the files' URLs, columns matched by name across files
+    (the connection must hold their filesystems: :func:`register`)."""
+    paths = ", ".join("'" + f.display.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{paths}], union_by_name = true)"
 
 
 def _raise_unreadable(files: list[ScanFile]) -> None:
@@ -162,8 +168,17 @@ def register(
 ) -> AEPFileSystem:
     """Make ``aep://`` paths readable in ``con`` (``read_parquet('aep://<batch>/*/*.parquet')``).
 
-    Returns the registered filesystem (its listings are cached per batch).
+    Returns the registered filesystem (its listings are cached per batch). When ``con`` already
+    holds one that aep_io registered (by an earlier call or a :func:`to_duckdb` view), it is
+    returned as it is if it fits the arguments (same client, or none given), else replaced: the
+    views read through whichever one the connection holds, listing batches with its client.
     """
+    held = _aep_filesystem_of(con)
+    if held is not None:
+        if filesystem is held or (filesystem is None and settings is None
+                                  and (client is None or client is held.client)):
+            return held
+        con.unregister_filesystem(held.protocol)
     fs = filesystem or AEPFileSystem(client if client is not None else AEPClient(settings))
     con.register_filesystem(fs)
     _REGISTERED[con] = fs  # to_duckdb views of the same client reuse it

@@ -174,3 +174,14 @@ def test_a_failed_request_while_making_the_view_keeps_its_error(
     emulator.faults.add(Fault(kind="status", status=403, route="file", times=None))
     with pytest.raises(ForbiddenError, match="403"):
         to_duckdb(export.batch_id, client=client)
+
+
+def test_register_after_a_view(client: AEPClient, settings: Settings,
+                               export: ExportBatch) -> None:
+    con = to_duckdb(export.batch_id, client=client, name="audience")
+    held = register(con, client=client)  # the view's filesystem, as it is
+    assert register(con) is held and held.client is client
+    with AEPClient(settings) as other:
+        replaced = register(con, client=other)  # another client: it takes over aep://
+        assert replaced is not held and replaced.client is other
+        assert con.sql("SELECT count(*) FROM audience").fetchall() == [(export.record_count,)]
