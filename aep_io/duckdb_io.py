@@ -152,10 +152,8 @@ def to_duckdb(
     source = Source.of(batches, client=client, settings=settings, filesystem=filesystem,
                        storage_options=storage_options)
     files = source.files()
-    if not files:
-        raise FileNotFoundError(f"{source.description}: no parquet files to read")
-    if not _native_view(con, name, files):
-        con.register(name, to_dataset(source))
+    if not (files and _native_view(con, name, files)):
+        con.register(name, to_dataset(source))  # which says so when there are no files
     return con
 
 
