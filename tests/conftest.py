@@ -6,6 +6,9 @@ retry tests run fast and can assert the waits the client chose.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -13,6 +16,14 @@ import pytest
 from aep_io import AEPClient, RetryPolicy, Settings
 from aep_io.emulator import Emulator, EmulatorServer, ExportBatch
 from aep_io.planning import BatchFile, plan_files
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep what the run caches (the PQL parser's tables) out of the user's home directory:
+    a temporary ``XDG_CACHE_HOME``, inherited by the processes the tests start."""
+    cache_home = tempfile.mkdtemp(prefix="aep-io-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = cache_home
+    config.add_cleanup(lambda: shutil.rmtree(cache_home, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
