@@ -23,10 +23,9 @@ import pyarrow as pa
 from fsspec.spec import AbstractFileSystem
 
 from aep_io.client import AEPClient
-from aep_io.errors import AEPError
 from aep_io.filesystem import AEPFileSystem
 from aep_io.planning import BatchFile
-from aep_io.reader import CorruptFileError
+from aep_io.reader import CorruptFileError, _OpenFile
 from aep_io.settings import Settings
 from aep_io.sources import ScanFile, Source
 
@@ -79,19 +78,10 @@ def read_parquet_sql(files: list[ScanFile]) -> str:
 
 def _raise_unreadable(files: list[ScanFile]) -> None:
     """Raise what is wrong with the first file whose footer cannot be read (DuckDB's errors
-    name neither the file nor aep_io's error): CorruptFileError for bytes that are not parquet,
-    aep_io's own error for a failed request. The footers are usually kept by then."""
-    import pyarrow.parquet as pq
-
+    name neither the file nor aep_io's error): the reader's own footer check, which raises
+    CorruptFileError naming the file, or the failed request's error."""
     for f in files:
-        try:
-            with f.fs.open(f.path) as handle:
-                pq.read_metadata(handle)
-        except AEPError:  # a failed request (many are OSErrors too): as it is
-            raise
-        except (pa.ArrowException, OSError) as exc:
-            first = str(exc).splitlines()[0]
-            raise CorruptFileError(f"{f.display}: not a readable parquet file ({first})") from None
+        _OpenFile(f)
 
 
 def to_dataset(source: Source) -> pads.Dataset:

@@ -16,31 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bytecode import compile_aep_io
 from benchmarks.data import dataset
+from benchmarks.run import run_case
 from benchmarks.servers import EmulatorProcess
-
-ROOT = Path(__file__).parent.parent
 
 
 def _wall(name: str, ctx: dict[str, Any], rows: int) -> float:
     """Whole-process seconds of one case in a fresh process (which must return ``rows``)."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.cases", name, json.dumps(ctx)],
-                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
-    wall = time.perf_counter() - started
-    result = next((json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines()
-                   if line.startswith("RESULT ")), None)  # fmt: skip
-    if proc.returncode != 0 or result is None or result["rows"] != rows:
-        raise RuntimeError(f"{name} failed or returned {result} (expected {rows:,} rows):\n"
-                           f"{proc.stderr[-3000:]}")
-    return wall
+    result = run_case(name, ctx)
+    if result["rows"] != rows:
+        raise RuntimeError(f"{name} returned {result['rows']:,} rows, expected {rows:,}")
+    return float(result["wall"])
 
 
 def _numbers(text: str, kind: type[float] | type[int]) -> list[Any]:

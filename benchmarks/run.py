@@ -44,7 +44,9 @@ def _counters(env: dict[str, str]) -> dict[str, Any]:
         return client.get_json(f"{env['AEP_PLATFORM_URL']}/_emulator/counters")
 
 
-def _run_case(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
+def run_case(name: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One case in a fresh process: its RESULT line, plus wall seconds and the emulator's file
+    bytes and requests (raises with the process's output when it fails)."""
     before = _counters(ctx["env"])
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "benchmarks.cases", name, json.dumps(ctx)],
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 for i in range(args.pairs):
                     order = names if i % 2 == 0 else list(reversed(names))
                     for name in order:
-                        runs[name].append(_run_case(name, ctx))
+                        runs[name].append(run_case(name, ctx))
                 report["groups"][group] = runs
                 _print_group(group, names, runs, meta["bytes"])
     finally:
